@@ -1,0 +1,44 @@
+"""Heap Analytics client: ingestion calls and the GDPR user deletion API."""
+
+from .calls import OPERATIONS, PreparedCall, Repeat
+from .client import HeapClient
+from .errors import (
+    HeapAuthError,
+    HeapBadRequest,
+    HeapError,
+    HeapNotFound,
+    HeapOutcomeUnknown,
+    HeapRateLimited,
+    HeapUnavailable,
+    HeapURLNotAllowed,
+    HeapValidationError,
+    parse_error_message,
+)
+from .hosts import HeapHosts, check_base_url, resolve_hosts
+from .results import DeletionAccepted, DeletionStatus, IngestionResult
+from .validation import email_key_warnings, is_non_unique_identity
+
+__all__ = [
+    "OPERATIONS",
+    "DeletionAccepted",
+    "DeletionStatus",
+    "HeapAuthError",
+    "HeapBadRequest",
+    "HeapClient",
+    "HeapError",
+    "HeapHosts",
+    "HeapNotFound",
+    "HeapOutcomeUnknown",
+    "HeapRateLimited",
+    "HeapURLNotAllowed",
+    "HeapUnavailable",
+    "HeapValidationError",
+    "IngestionResult",
+    "PreparedCall",
+    "Repeat",
+    "check_base_url",
+    "email_key_warnings",
+    "is_non_unique_identity",
+    "parse_error_message",
+    "resolve_hosts",
+]

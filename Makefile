@@ -1,0 +1,56 @@
+# Deletion Desk. Quick start: `make run` serves the desk, `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format install migrate sandbox demo bench clean browser-deps
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(BIN)/desk db upgrade
+
+## Serve the desk at http://127.0.0.1:8000 on SQLite (instance/desk.db), scheduler in-process.
+run: migrate
+	$(BIN)/desk serve
+
+## The Heap sandbox on http://127.0.0.1:8765 (point an environment's base URL at it).
+sandbox: install
+	$(BIN)/desk sandbox
+
+## Debian's chromium for the browser tests (never `playwright install`).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core poppler-utils >/dev/null; \
+	fi
+
+## Lint, then the whole suite (browser tests included).
+test: install browser-deps
+	$(BIN)/ruff check webapp tests alembic
+	$(BIN)/ruff format --check webapp tests
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check webapp tests alembic
+
+format: install
+	$(BIN)/ruff format webapp tests
+	$(BIN)/ruff check --fix webapp tests
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -1,0 +1,59 @@
+"""Deletion Desk: GDPR erasure requests against Heap, carried out and proven."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from . import db, errors, navigation, security
+from .config import load_settings
+from .extensions import csrf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: configuration and wiring only — no connection, thread or HTTP call."""
+    app = Flask(
+        __name__,
+        instance_path=str((test_config or {}).get("INSTANCE_PATH") or ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(load_settings(Path(app.instance_path)))
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_NAME="desk_session",
+        PERMANENT_SESSION_LIFETIME=app.config["DESK_SESSION_MAX_HOURS"] * 3600,
+        MAX_CONTENT_LENGTH=app.config["DESK_UPLOAD_MAX_BYTES"] + 256 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
+        JSON_SORT_KEYS=False,
+    )
+    if test_config:
+        app.config.update(test_config)
+
+    if app.config["DESK_PROXY_HOPS"]:
+        hops = app.config["DESK_PROXY_HOPS"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    db.init_app(app)
+    csrf.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    navigation.init_app(app)
+    register_blueprints(app)
+    return app
+
+
+def register_blueprints(app: Flask) -> None:
+    """Attach every blueprint; the API is exempt from CSRF because it takes bearer tokens only."""
+    from .api import api
+    from .views import admin, audit_views, auth, environments, home
+
+    for blueprint in (auth.bp, home.bp, admin.bp, environments.bp, audit_views.bp):
+        app.register_blueprint(blueprint)
+    csrf.exempt(api)
+    app.register_blueprint(api)

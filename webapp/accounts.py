@@ -1,0 +1,452 @@
+"""Accounts, sign-in with throttling, server-side sessions and API tokens (use cases)."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import current_app
+from sqlmodel import Session, select
+
+from . import audit
+from .crypto import fingerprint, token_hash
+from .models import ApiToken, LoginAttempt, LoginSession, Role, User, utcnow
+
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+LOCK_AFTER_FAILURES = 5
+LOCK_MINUTES = 15
+IP_WINDOW_MINUTES = 15
+IP_MAX_FAILURES = 20
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be carried out; the message is for the person."""
+
+
+@dataclass
+class SignIn:
+    """The outcome of a successful sign-in: the user and the raw session token for the cookie."""
+
+    user: User
+    session_token: str
+
+
+def _hasher() -> PasswordHasher:
+    # argon2id with the library's defaults (RFC 9106 low-memory profile); tests may lower them.
+    params = current_app.config.get("ARGON2_PARAMS") or {}
+    return PasswordHasher(**params)
+
+
+def hash_password(password: str) -> str:
+    """argon2id hash of a password."""
+    return _hasher().hash(password)
+
+
+def check_password_rules(password: str) -> None:
+    """Length rules only (NIST SP 800-63B: no composition rules)."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise AccountError(f"The password must be at most {MAX_PASSWORD_LENGTH} characters long.")
+
+
+def normalise_email(email: str) -> str:
+    """Sign-in names are compared in lower case without surrounding spaces."""
+    return (email or "").strip().lower()
+
+
+def email_fingerprint(email: str) -> str:
+    """Fingerprint of a sign-in name, for audit details and throttling rows."""
+    return fingerprint("email", normalise_email(email))
+
+
+def user_count(session: Session) -> int:
+    """How many accounts exist (none means the setup page is open)."""
+    return session.exec(select(sa.func.count()).select_from(User)).one()
+
+
+def find_user(session: Session, email: str) -> User | None:
+    """The account with this sign-in name, if any."""
+    return session.exec(select(User).where(User.email == normalise_email(email))).first()
+
+
+def create_user(session: Session, *, actor: str, email: str, password: str, role: str) -> User:
+    """Create an account; the caller commits."""
+    email = normalise_email(email)
+    if "@" not in email or len(email) > 254:
+        raise AccountError("Enter the person's e-mail address.")
+    if role not in {r.value for r in Role}:
+        raise AccountError("The role must be auditor, officer or admin.")
+    check_password_rules(password)
+    if find_user(session, email):
+        raise AccountError("An account with this e-mail address already exists.")
+    user = User(email=email, password_hash=hash_password(password), role=role)
+    user.password_changed_at = utcnow()
+    session.add(user)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.created",
+        target_type="user",
+        target_id=user.id,
+        details={"email_fp": email_fingerprint(email), "role": role},
+    )
+    return user
+
+
+def create_first_admin(session: Session, *, email: str, password: str) -> User:
+    """The setup page's use case: only while no account exists."""
+    if user_count(session):
+        raise AccountError("The desk is already set up; sign in instead.")
+    user = create_user(session, actor="setup", email=email, password=password, role="admin")
+    session.commit()
+    return user
+
+
+def _ip_failures(session: Session, ip: str, now: datetime) -> int:
+    since = now - timedelta(minutes=IP_WINDOW_MINUTES)
+    query = (
+        select(sa.func.count())
+        .select_from(LoginAttempt)
+        .where(LoginAttempt.ip == ip, LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False))
+    )
+    return session.exec(query).one()
+
+
+def authenticate(
+    session: Session, *, email: str, password: str, ip: str, user_agent: str = ""
+) -> SignIn:
+    """Check a password, applying account lockout and per-IP limits; commits either way."""
+    now = utcnow()
+    email_fp = email_fingerprint(email)
+    failure_message = "The e-mail address or password is wrong."
+    if _ip_failures(session, ip, now) >= IP_MAX_FAILURES:
+        session.add(LoginAttempt(ip=ip, email_fingerprint=email_fp, succeeded=False))
+        audit.record(
+            session,
+            actor="anonymous",
+            action="login.ip_throttled",
+            target_type="ip",
+            target_id=ip,
+            details={"email_fp": email_fp},
+        )
+        session.commit()
+        raise AccountError("Too many failed sign-ins from your network. Try again in 15 minutes.")
+
+    user = find_user(session, email)
+    ok = False
+    if user is not None and user.is_active and not user.is_locked(now):
+        try:
+            ok = _hasher().verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            ok = False
+    elif user is None:
+        # Spend the same time as a real check so response time does not reveal accounts.
+        _hasher().hash(password)
+
+    session.add(LoginAttempt(ip=ip, email_fingerprint=email_fp, succeeded=ok))
+    if not ok:
+        details = {"email_fp": email_fp, "ip": ip}
+        target_id = user.id if user else None
+        if user is not None and user.is_locked(now):
+            audit.record(
+                session,
+                actor="anonymous",
+                action="login.refused_locked",
+                target_type="user",
+                target_id=target_id,
+                details=details,
+            )
+            session.commit()
+            raise AccountError(
+                "This account is locked after repeated failed sign-ins. "
+                "Try again later or ask an admin to unlock it."
+            )
+        if user is not None and not user.is_active:
+            audit.record(
+                session,
+                actor="anonymous",
+                action="login.refused_disabled",
+                target_type="user",
+                target_id=target_id,
+                details=details,
+            )
+            session.commit()
+            raise AccountError(failure_message)
+        audit.record(
+            session,
+            actor="anonymous",
+            action="login.failed",
+            target_type="user",
+            target_id=target_id,
+            details=details,
+        )
+        if user is not None:
+            user.failed_logins += 1
+            if user.failed_logins >= LOCK_AFTER_FAILURES:
+                user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
+                user.failed_logins = 0
+                audit.record(
+                    session,
+                    actor="system",
+                    action="user.locked",
+                    target_type="user",
+                    target_id=user.id,
+                    details={"minutes": LOCK_MINUTES},
+                )
+        session.commit()
+        raise AccountError(failure_message)
+
+    if _hasher().check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = now
+    raw = start_session(session, user=user, ip=ip, user_agent=user_agent)
+    audit.record(
+        session,
+        actor=user.email,
+        action="login.succeeded",
+        target_type="user",
+        target_id=user.id,
+        details={"ip": ip},
+    )
+    session.commit()
+    return SignIn(user=user, session_token=raw)
+
+
+def start_session(session: Session, *, user: User, ip: str, user_agent: str) -> str:
+    """Create a server-side session row; return the raw token (only its hash is stored)."""
+    raw = secrets.token_urlsafe(32)
+    now = utcnow()
+    hours = current_app.config["DESK_SESSION_MAX_HOURS"]
+    session.add(
+        LoginSession(
+            token_hash=token_hash(raw),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + timedelta(hours=hours),
+            ip=ip,
+            user_agent=(user_agent or "")[:255],
+        )
+    )
+    return raw
+
+
+def load_session(session: Session, raw_token: str) -> tuple[User, LoginSession] | None:
+    """The live session for a cookie's token: not revoked, not expired, not idle too long."""
+    row = session.exec(
+        select(LoginSession).where(LoginSession.token_hash == token_hash(raw_token))
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    now = utcnow()
+    idle = timedelta(minutes=current_app.config["DESK_SESSION_IDLE_MINUTES"])
+    if row.expires_at <= now or row.last_seen_at + idle <= now:
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    return user, row
+
+
+def revoke_sessions(session: Session, *, user_id: int, reason: str, keep_id: int | None = None):
+    """End every live session of an account (optionally all but the current one)."""
+    query = select(LoginSession).where(
+        LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None)
+    )
+    now = utcnow()
+    for row in session.exec(query).all():
+        if row.id != keep_id:
+            row.revoked_at = now
+            row.revoked_reason = reason
+
+
+def end_session(session: Session, *, raw_token: str, actor: str) -> None:
+    """Sign out: revoke the session so a copied cookie stops working at once."""
+    row = session.exec(
+        select(LoginSession).where(LoginSession.token_hash == token_hash(raw_token))
+    ).first()
+    if row is None or row.revoked_at is not None:
+        return
+    row.revoked_at = utcnow()
+    row.revoked_reason = "logout"
+    audit.record(session, actor=actor, action="logout", target_type="user", target_id=row.user_id)
+    session.commit()
+
+
+def change_password(
+    session: Session, *, user: User, current: str, new: str, keep_session_id: int | None
+) -> None:
+    """Change one's own password; other sessions of the account end."""
+    try:
+        _hasher().verify(user.password_hash, current)
+    except (VerificationError, InvalidHashError):
+        raise AccountError("The current password is wrong.") from None
+    check_password_rules(new)
+    if new == current:
+        raise AccountError("The new password must differ from the current one.")
+    user.password_hash = hash_password(new)
+    user.password_changed_at = utcnow()
+    revoke_sessions(session, user_id=user.id, reason="password_changed", keep_id=keep_session_id)
+    audit.record(
+        session,
+        actor=user.email,
+        action="user.password_changed",
+        target_type="user",
+        target_id=user.id,
+    )
+    session.commit()
+
+
+def _admin_count(session: Session) -> int:
+    query = (
+        select(sa.func.count())
+        .select_from(User)
+        .where(User.role == Role.ADMIN.value, User.is_active.is_(True))
+    )
+    return session.exec(query).one()
+
+
+def update_user(
+    session: Session,
+    *,
+    actor: str,
+    user_id: int,
+    role: str | None = None,
+    active: bool | None = None,
+) -> User:
+    """Change an account's role or disable/enable it; its sessions end on any change."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError("There is no such account.")
+    demoting = role is not None and role != Role.ADMIN.value and user.role == Role.ADMIN.value
+    disabling = active is False and user.role == Role.ADMIN.value and user.is_active
+    if (demoting or disabling) and _admin_count(session) <= 1:
+        raise AccountError("This is the last admin: make another admin first.")
+    changes = {}
+    if role is not None and role != user.role:
+        if role not in {r.value for r in Role}:
+            raise AccountError("The role must be auditor, officer or admin.")
+        changes["role"] = {"from": user.role, "to": role}
+        user.role = role
+    if active is not None and active != user.is_active:
+        changes["active"] = {"from": user.is_active, "to": active}
+        user.is_active = active
+    if not changes:
+        return user
+    revoke_sessions(session, user_id=user.id, reason="account_changed")
+    for token in session.exec(select(ApiToken).where(ApiToken.user_id == user.id)).all():
+        if active is False and token.revoked_at is None:
+            token.revoked_at = utcnow()
+    audit.record(
+        session,
+        actor=actor,
+        action="user.updated",
+        target_type="user",
+        target_id=user.id,
+        details=changes,
+    )
+    session.commit()
+    return user
+
+
+def unlock_user(session: Session, *, actor: str, user_id: int) -> None:
+    """Lift a lockout before it expires."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError("There is no such account.")
+    user.locked_until = None
+    user.failed_logins = 0
+    audit.record(
+        session, actor=actor, action="user.unlocked", target_type="user", target_id=user.id
+    )
+    session.commit()
+
+
+def reset_password(session: Session, *, actor: str, user_id: int, password: str) -> None:
+    """An admin sets a new password for someone; their sessions end."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise AccountError("There is no such account.")
+    check_password_rules(password)
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    revoke_sessions(session, user_id=user.id, reason="password_reset")
+    audit.record(
+        session, actor=actor, action="user.password_reset", target_type="user", target_id=user.id
+    )
+    session.commit()
+
+
+def throttled_ips(session: Session) -> list[tuple[str, int]]:
+    """IPs with failed sign-ins in the current window, most failures first."""
+    since = utcnow() - timedelta(minutes=IP_WINDOW_MINUTES)
+    query = (
+        select(LoginAttempt.ip, sa.func.count())
+        .where(LoginAttempt.at >= since, LoginAttempt.succeeded.is_(False))
+        .group_by(LoginAttempt.ip)
+        .order_by(sa.func.count().desc())
+    )
+    return [(ip, n) for ip, n in session.exec(query).all()]
+
+
+# --- API tokens ---------------------------------------------------------------------------
+
+TOKEN_PREFIX = "desk_"
+
+
+def create_api_token(session: Session, *, actor: str, user: User, name: str) -> str:
+    """Create a bearer token for `user`; return it once (only its hash is stored)."""
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise AccountError("Give the token a name of 1 to 100 characters.")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(raw), prefix=raw[:10])
+    session.add(row)
+    session.flush()
+    audit.record(
+        session,
+        actor=actor,
+        action="api_token.created",
+        target_type="api_token",
+        target_id=row.id,
+        details={"user_id": user.id, "name": name},
+    )
+    session.commit()
+    return raw
+
+
+def revoke_api_token(session: Session, *, actor: User, token_id: int) -> None:
+    """Revoke a token: one's own, or anyone's for an admin."""
+    row = session.get(ApiToken, token_id)
+    if row is None or (row.user_id != actor.id and actor.role != Role.ADMIN.value):
+        raise AccountError("There is no such token.")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(
+            session,
+            actor=actor.email,
+            action="api_token.revoked",
+            target_type="api_token",
+            target_id=row.id,
+        )
+        session.commit()
+
+
+def user_for_api_token(session: Session, raw: str) -> User | None:
+    """The active account behind a bearer token, or None."""
+    if not raw.startswith(TOKEN_PREFIX):
+        return None
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(raw))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    user = session.get(User, row.user_id)
+    return user if user is not None and user.is_active else None

@@ -1,0 +1,87 @@
+"""The audit trail over the API: list, verify, export."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app, jsonify, request
+from sqlmodel import select
+
+from .. import audit, exports
+from ..db import get_session, session_scope
+from ..errors import api_error
+from ..models import AuditEntry, Role
+from ..security import role_required
+from . import api
+
+MAX_LIMIT = 1000
+
+
+def _filters() -> dict:
+    """Query-string filters: actor, action, target_type, target_id, since, until (ISO 8601)."""
+    filters = {
+        key: request.args.get(key) or None
+        for key in ("actor", "action", "target_type", "target_id")
+    }
+    for key in ("since", "until"):
+        raw = request.args.get(key)
+        if raw:
+            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                raise ValueError(f"'{key}' needs a time zone, e.g. 2026-01-31T00:00:00Z")
+            filters[key] = moment
+    return filters
+
+
+@api.get("/audit")
+@role_required(Role.AUDITOR)
+def audit_list():
+    """Entries in seq order: `after` (seq) and `limit` (≤ 1000) page through them."""
+    try:
+        filters = _filters()
+        after = int(request.args.get("after", 0))
+        limit = min(int(request.args.get("limit", 100)), MAX_LIMIT)
+    except ValueError as error:
+        return api_error(400, f"Bad query: {error}")
+    query = audit.filtered(select(AuditEntry), **filters).where(AuditEntry.seq > after)
+    rows = get_session().exec(query.order_by(AuditEntry.seq).limit(max(limit, 1))).all()
+    entries = [audit.entry_dict(row) for row in rows]
+    next_after = entries[-1]["seq"] if len(entries) == limit else None
+    return jsonify(entries=entries, next_after=next_after)
+
+
+@api.get("/audit/verify")
+@role_required(Role.AUDITOR)
+def audit_verify():
+    """Recompute the chain: ok, entries, head, first bad seq."""
+    with session_scope(write=False) as session:
+        result = audit.verify(session)
+    return jsonify(result.as_dict())
+
+
+@api.get("/audit/export.jsonl")
+@role_required(Role.AUDITOR)
+def audit_export_jsonl():
+    """The trail as JSON Lines, streamed."""
+    try:
+        filters = _filters()
+    except ValueError as error:
+        return api_error(400, f"Bad query: {error}")
+    app = current_app._get_current_object()
+    return exports.download(
+        exports.audit_jsonl(app, **filters), filename="audit.jsonl", mimetype="application/x-ndjson"
+    )
+
+
+@api.get("/audit/export.csv")
+@role_required(Role.AUDITOR)
+def audit_export_csv():
+    """The trail as CSV, streamed."""
+    try:
+        filters = _filters()
+    except ValueError as error:
+        return api_error(400, f"Bad query: {error}")
+    app = current_app._get_current_object()
+    return exports.download(
+        exports.audit_csv(app, **filters), filename="audit.csv", mimetype="text/csv"
+    )

@@ -1,0 +1,217 @@
+"""The `desk` command: serve, scheduler, sandbox, db, users, tokens, audit, keys."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+
+import click
+from flask import Flask
+
+from . import accounts, audit, exports, keys, migrations
+from .config import ConfigError
+from .db import get_engine, session_scope
+
+
+def make_app() -> Flask:
+    """Build the app, turning a configuration problem into a plain message and exit 2."""
+    from . import create_app
+
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(f"Configuration problem: {error}") from None
+
+
+@click.group()
+def main() -> None:
+    """Deletion Desk: GDPR erasure requests against Heap, carried out and proven."""
+
+
+# --- serving ------------------------------------------------------------------------------
+
+
+def _require_head(app: Flask) -> None:
+    if not migrations.is_at_head(get_engine(app)):
+        raise click.ClickException("The database is not migrated: run `desk db upgrade` first.")
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to listen on (DESK_HOST).")
+@click.option("--port", type=int, default=None, help="Port (DESK_PORT).")
+@click.option("--workers", type=int, default=2, show_default=True, help="gunicorn workers.")
+@click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker.")
+def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
+    """Serve the desk with gunicorn (and the scheduler in each worker when DESK_SCHEDULER=inprocess)."""
+    from .serving import run_gunicorn
+
+    app = make_app()
+    _require_head(app)
+    bind = f"{host or app.config['DESK_HOST']}:{port or app.config['DESK_PORT']}"
+    click.echo(
+        f"Deletion Desk on http://{bind} ({workers} workers, scheduler "
+        f"{app.config['DESK_SCHEDULER']})"
+    )
+    run_gunicorn(app, bind=bind, workers=workers, threads=threads)
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the scheduler as its own process (one of them works at a time, by lease)."""
+    from .scheduler import DeskScheduler, load_jobs
+
+    app = make_app()
+    _require_head(app)
+    load_jobs()
+    desk_scheduler = DeskScheduler(app)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    desk_scheduler.start()
+    click.echo(f"scheduler {desk_scheduler.holder} running; Ctrl-C to stop")
+    stop.wait()
+    desk_scheduler.shutdown()
+
+
+def _register_sandbox() -> None:
+    from .sandbox.cli import sandbox_command
+
+    main.add_command(sandbox_command)
+
+
+_register_sandbox()
+
+
+# --- database -----------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations (a deploy step: run it before starting new code)."""
+    app = make_app()
+    migrations.upgrade(app.config["DATABASE_URL"], revision)
+    click.echo(f"database at {', '.join(sorted(migrations.current_revisions(get_engine(app))))}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (use 'base' for an empty database)."""
+    app = make_app()
+    migrations.downgrade(app.config["DATABASE_URL"], revision)
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the revision the database is at."""
+    app = make_app()
+    current = migrations.current_revisions(get_engine(app))
+    click.echo(", ".join(sorted(current)) or "(empty)")
+    sys.exit(0 if current == migrations.head_revisions() else 1)
+
+
+# --- accounts -----------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Accounts."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--role", type=click.Choice(["auditor", "officer", "admin"]), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_create(email: str, role: str, password_stdin: bool) -> None:
+    """Create an account (password from --password-stdin or a prompt)."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    app = make_app()
+    with app.app_context(), session_scope(write=True) as session:
+        try:
+            user = accounts.create_user(
+                session, actor="cli", email=email, password=password, role=role
+            )
+            session.commit()
+        except accounts.AccountError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"created {role} {user.email}")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.option("--email", required=True, help="The account the token acts as.")
+@click.option("--name", default="cli", show_default=True, help="What will use the token.")
+def tokens_create(email: str, name: str) -> None:
+    """Create an API token and print it once."""
+    app = make_app()
+    with app.app_context(), session_scope(write=True) as session:
+        user = accounts.find_user(session, email)
+        if user is None or not user.is_active:
+            raise click.ClickException(f"There is no active account {email}.")
+        try:
+            raw = accounts.create_api_token(session, actor="cli", user=user, name=name)
+        except accounts.AccountError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(raw)
+
+
+# --- audit and keys -----------------------------------------------------------------------
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit trail."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; exit 1 naming the first bad seq."""
+    app = make_app()
+    with app.app_context(), session_scope(write=False) as session:
+        result = audit.verify(session)
+    if result.ok:
+        click.echo(f"ok: {result.entries} entries, head {result.head}")
+        return
+    click.echo(f"FAILED at seq {result.first_bad_seq}: {result.problem}", err=True)
+    sys.exit(1)
+
+
+@audit_group.command("export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--output", type=click.File("w", encoding="utf-8"), default="-")
+def audit_export(fmt: str, output) -> None:
+    """Write the whole trail as JSONL (verifiable) or CSV."""
+    app = make_app()
+    with app.app_context():
+        chunks = exports.audit_jsonl(app) if fmt == "jsonl" else exports.audit_csv(app)
+        for chunk in chunks:
+            output.write(chunk)
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Encryption keys."""
+
+
+@keys_group.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt every stored secret under the first key of DESK_ENCRYPTION_KEYS."""
+    app = make_app()
+    with app.app_context(), session_scope(write=True) as session:
+        counts = keys.rotate_all(session, actor="cli")
+    click.echo(json.dumps(counts))

@@ -1,0 +1,72 @@
+"""One place that turns errors into pages (errors/<code>.html) or JSON under /api/."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from .db import close_session
+
+log = logging.getLogger(__name__)
+
+PAGES = {400, 401, 403, 404, 405, 413, 429, 500, 503}
+CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+MESSAGES = {
+    401: "Sign in, or send a valid API token as 'Authorization: Bearer <token>'.",
+    403: "Your role does not allow this.",
+    404: "There is nothing here.",
+    413: "The upload is larger than the desk accepts.",
+}
+
+
+def api_error(status: int, message: str, code: str | None = None):
+    """The API's error body: {"error": {"code", "message"}}."""
+    return jsonify(error={"code": code or CODES.get(status, "error"), "message": message}), status
+
+
+def _render(status: int, message: str):
+    if request.path.startswith("/api/"):
+        return api_error(status, message)
+    template = f"errors/{status if status in PAGES else 400}.html"
+    return render_template(template, status=status, message=message), status
+
+
+def handle_http_error(error: HTTPException):
+    """Every HTTP error as a page or JSON, with a plain message."""
+    status = error.code or 500
+    message = MESSAGES.get(status) if error.description == type(error).description else None
+    return _render(status, message or error.description)
+
+
+def handle_csrf_error(error: CSRFError):
+    """A form posted without (or with a stale) CSRF token changes nothing."""
+    return _render(400, "The form expired or was not sent from the desk. Reload it and try again.")
+
+
+def handle_unexpected(error: Exception):
+    """Anything else: roll back first, log with the traceback, show a calm 500."""
+    close_session()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return _render(500, InternalServerError.description)
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+    app.register_error_handler(CSRFError, handle_csrf_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)

@@ -1,0 +1,215 @@
+"""Every table of the desk. Schema changes go through Alembic (alembic/versions)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+# Alembic's batch mode on SQLite recreates tables and needs named constraints to do it.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, tz-aware UTC, to the microsecond."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored as UTC and always read back tz-aware (SQLite forgets the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use tz-aware UTC")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def at_column(*, nullable: bool = True, index: bool = False) -> sa.Column:
+    """A tz-aware UTC `*_at` column."""
+    return sa.Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Role(enum.StrEnum):
+    """What a person may do; each role includes the ones before it."""
+
+    AUDITOR = "auditor"
+    OFFICER = "officer"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role includes `needed`."""
+        return self.rank >= Role(needed).rank
+
+
+class Region(enum.StrEnum):
+    """Heap's data centres."""
+
+    US = "us"
+    EU = "eu"
+
+
+# --- accounts ---------------------------------------------------------------------------
+
+
+class User(SQLModel, table=True):
+    """A person who signs in to the desk."""
+
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
+    password_hash: str = Field(max_length=255)
+    role: str = Field(max_length=16)
+    is_active: bool = Field(default=True)
+    failed_logins: int = Field(default=0)
+    locked_until: datetime | None = Field(default=None, sa_column=at_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    password_changed_at: datetime | None = Field(default=None, sa_column=at_column())
+    last_login_at: datetime | None = Field(default=None, sa_column=at_column())
+
+    @property
+    def role_enum(self) -> Role:
+        return Role(self.role)
+
+    def is_locked(self, now: datetime) -> bool:
+        """True while a lockout after repeated failed logins is in force."""
+        return self.locked_until is not None and self.locked_until > now
+
+
+class LoginSession(SQLModel, table=True):
+    """A server-side session; the cookie carries only its random token (PITFALLS.md #1)."""
+
+    __tablename__ = "login_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    user_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    last_seen_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    expires_at: datetime = Field(sa_column=at_column(nullable=False))
+    revoked_at: datetime | None = Field(default=None, sa_column=at_column())
+    revoked_reason: str | None = Field(default=None, max_length=64)
+    ip: str | None = Field(default=None, max_length=64)
+    user_agent: str | None = Field(default=None, max_length=255)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token for /api/v1, stored as a SHA-256 hash and shown only once."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    last_used_at: datetime | None = Field(default=None, sa_column=at_column())
+    revoked_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+class LoginAttempt(SQLModel, table=True):
+    """One sign-in attempt, kept for per-IP throttling shared by every worker (PITFALLS.md #11)."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (sa.Index("ix_login_attempts_ip_at", "ip", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False, index=True))
+    ip: str = Field(max_length=64)
+    email_fingerprint: str = Field(max_length=64)
+    succeeded: bool = Field(default=False)
+
+
+# --- Heap environments ------------------------------------------------------------------
+
+
+class Environment(SQLModel, table=True):
+    """A Heap environment the desk works on; its deletion API key is encrypted at rest."""
+
+    __tablename__ = "environments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, sa_column_kwargs={"unique": True})
+    app_id: str = Field(max_length=20)
+    region: str = Field(default=Region.US.value, max_length=2)
+    base_url: str | None = Field(default=None, max_length=500)
+    main_production: bool = Field(default=False)
+    api_key_encrypted: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    api_key_fingerprint: str | None = Field(default=None, max_length=64)
+    api_key_set_at: datetime | None = Field(default=None, sa_column=at_column())
+    account_property: str | None = Field(default=None, max_length=255)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    last_connection_ok_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+# --- audit trail ------------------------------------------------------------------------
+
+
+class AuditEntry(SQLModel, table=True):
+    """One link of the append-only, hash-chained audit trail (format fixed by DESIGN.md)."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        sa.Index("ix_audit_entries_target", "target_type", "target_id", "seq"),
+        sa.Index("ix_audit_entries_actor_seq", "actor", "seq"),
+        sa.Index("ix_audit_entries_action_seq", "action", "seq"),
+        sa.Index("ix_audit_entries_at", "at"),
+    )
+
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    # `at` is kept as the exact ISO 8601 text that was hashed, so verification never depends
+    # on how a database rounds or re-zones a timestamp.
+    at: str = Field(max_length=32)
+    actor: str = Field(max_length=254)
+    action: str = Field(max_length=64)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=64)
+    details: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+
+
+# --- scheduling ---------------------------------------------------------------------------
+
+
+class SchedulerLease(SQLModel, table=True):
+    """The lease that elects the one scheduler allowed to work (PITFALLS.md #13)."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(max_length=128)
+    # Grows each time the holder changes: work stamped with an older token is stale.
+    fencing_token: int = Field(default=1)
+    acquired_at: datetime = Field(sa_column=at_column(nullable=False))
+    renewed_at: datetime = Field(sa_column=at_column(nullable=False))
+    expires_at: datetime = Field(sa_column=at_column(nullable=False))
+    last_tick_at: datetime | None = Field(default=None, sa_column=at_column())

@@ -1,0 +1,94 @@
+"""Heap environments: list for everyone, changes and connection tests for admins."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+
+from .. import environments as service
+from ..db import get_session
+from ..forms import ActionForm, EnvironmentForm
+from ..models import Role
+from ..security import role_required
+
+bp = Blueprint("environments", __name__)
+
+
+def _input(form: EnvironmentForm) -> service.EnvironmentInput:
+    return service.EnvironmentInput(
+        name=form.name.data,
+        app_id=form.app_id.data,
+        region=form.region.data,
+        base_url=form.base_url.data,
+        main_production=form.main_production.data,
+        api_key=form.api_key.data,
+        account_property=form.account_property.data,
+    )
+
+
+@bp.get("/environments")
+@role_required(Role.AUDITOR)
+def index():
+    """The Heap environments the desk works on."""
+    envs = service.list_environments(get_session())
+    return render_template("environments/index.html", environments=envs, action=ActionForm())
+
+
+@bp.route("/environments/new", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def create():
+    """Register a Heap environment."""
+    form = EnvironmentForm()
+    if form.validate_on_submit():
+        try:
+            env = service.create_environment(
+                get_session(), actor=current_user.email, data=_input(form)
+            )
+        except service.EnvironmentInputError as error:
+            flash(str(error), "error")
+        else:
+            flash(f"Environment “{env.name}” saved.", "success")
+            return redirect(url_for("environments.index"))
+    return render_template("environments/form.html", form=form, environment=None)
+
+
+@bp.route("/environments/<int:environment_id>", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def edit(environment_id: int):
+    """Change an environment; the API key is replaced only when a new one is typed."""
+    db = get_session()
+    try:
+        env = service.get_environment(db, environment_id)
+    except service.EnvironmentInputError:
+        return render_template("errors/404.html", status=404, message="No such environment."), 404
+    form = EnvironmentForm(obj=env)
+    form.key_is_set = env.api_key_encrypted is not None
+    if form.validate_on_submit():
+        try:
+            service.update_environment(
+                db, actor=current_user.email, environment_id=env.id, data=_input(form)
+            )
+        except service.EnvironmentInputError as error:
+            db.rollback()
+            flash(str(error), "error")
+        else:
+            flash("Environment saved.", "success")
+            return redirect(url_for("environments.index"))
+    return render_template(
+        "environments/form.html", form=form, environment=env, action=ActionForm()
+    )
+
+
+@bp.post("/environments/<int:environment_id>/test")
+@role_required(Role.ADMIN)
+def test_connection(environment_id: int):
+    """Ask Heap for a token with the stored pair and say whether it worked."""
+    if ActionForm().validate_on_submit():
+        try:
+            ok, message = service.test_connection(
+                get_session(), actor=current_user.email, environment_id=environment_id
+            )
+        except service.EnvironmentInputError as error:
+            ok, message = False, str(error)
+        flash(message, "success" if ok else "error")
+    return redirect(url_for("environments.index"))
