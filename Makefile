@@ -50,7 +50,7 @@ format: install
 	$(BIN)/ruff check --fix webapp tests
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python tests/benchmarks/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts

@@ -52,3 +52,18 @@ def fingerprint(kind: str, value: str, *, key: str | None = None) -> str:
 def token_hash(token: str) -> str:
     """SHA-256 of a high-entropy random token (session ids, API tokens)."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+SUBJECT_KINDS = ("user_id", "identity")
+
+
+def subject_fingerprint(kind: str, value: str | int, *, key: str | None = None) -> str:
+    """The fingerprint of a data subject: the same for uploads, lookups and corrections.
+
+    user_ids are fingerprinted in canonical decimal form (so "007" and 7 match); identities
+    exactly as given, because Heap's identities are case-sensitive.
+    """
+    if kind not in SUBJECT_KINDS:
+        raise ValueError(f"unknown subject kind {kind!r}")
+    text = str(int(value)) if kind == "user_id" else str(value)
+    return fingerprint(kind, text, key=key)

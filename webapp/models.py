@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
@@ -213,3 +213,168 @@ class SchedulerLease(SQLModel, table=True):
     renewed_at: datetime = Field(sa_column=at_column(nullable=False))
     expires_at: datetime = Field(sa_column=at_column(nullable=False))
     last_tick_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+# --- erasure workflow ---------------------------------------------------------------------
+
+
+class BatchState(enum.StrEnum):
+    """Where a batch of erasure requests stands."""
+
+    AWAITING_APPROVAL = "awaiting_approval"  # uploaded and validated; nothing sent
+    REJECTED = "rejected"  # the second person said no (with a reason)
+    CANCELLED = "cancelled"  # withdrawn before submission
+    APPROVED = "approved"  # queued for submission
+    SUBMITTING = "submitting"  # chunks are being sent to Heap
+    WAITING_RETRY = "waiting_retry"  # Heap said 429/5xx; a retry is scheduled
+    POLLING = "polling"  # every chunk accepted; waiting for Heap to complete
+    COMPLETE = "complete"  # Heap reported every request complete
+    FAILED = "failed"  # a chunk was refused for good (400); retry after correction
+
+    @property
+    def open(self) -> bool:
+        return self not in {BatchState.REJECTED, BatchState.CANCELLED, BatchState.COMPLETE}
+
+
+class RowClass(enum.StrEnum):
+    """How an uploaded row was classified."""
+
+    VALID = "valid"
+    MALFORMED = "malformed"
+    DUPLICATE = "duplicate"  # the same subject earlier in the same file
+    ALREADY_REQUESTED = "already_requested"  # an earlier batch of this environment holds it
+
+
+class SubjectState(enum.StrEnum):
+    """A valid subject's progress through Heap."""
+
+    PENDING = "pending"  # not sent yet
+    SUBMITTED = "submitted"  # in a Heap request that is not complete yet
+    COMPLETE = "complete"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # not a valid row: never sent
+
+
+class ChunkState(enum.StrEnum):
+    """A Heap deletion request (a chunk of ≤ 10,000 subjects) on its way."""
+
+    QUEUED = "queued"  # intent committed; to be sent (or re-sent after an unknown outcome)
+    SENDING = "sending"  # committed just before the POST: found so after a crash = unknown
+    WAITING_RETRY = "waiting_retry"  # 429/5xx: next_attempt_at says when
+    ACCEPTED = "accepted"  # Heap answered 201; its deletion_request_id is stored
+    COMPLETE = "complete"
+    FAILED = "failed"  # Heap refused the request for good (400)
+
+
+class Batch(SQLModel, table=True):
+    """One uploaded list of data subjects for one Heap environment."""
+
+    __tablename__ = "batches"
+    __table_args__ = (sa.Index("ix_batches_state_created", "state", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    environment_id: int = Field(foreign_key="environments.id", index=True)
+    state: str = Field(default=BatchState.AWAITING_APPROVAL.value, max_length=24)
+    source: str = Field(default="file", max_length=8)  # file | paste | api
+    filename: str | None = Field(default=None, max_length=255)
+    file_sha256: str = Field(max_length=64)
+    received_on: date = Field(sa_column=sa.Column(sa.Date(), nullable=False))
+    reference: str | None = Field(default=None, max_length=255)
+    rows_total: int = Field(default=0)
+    valid_count: int = Field(default=0)
+    malformed_count: int = Field(default=0)
+    duplicate_count: int = Field(default=0)
+    already_requested_count: int = Field(default=0)
+    completed_count: int = Field(default=0)
+    uploaded_by: int = Field(foreign_key="users.id")
+    approved_by: int | None = Field(default=None, foreign_key="users.id")
+    approved_at: datetime | None = Field(default=None, sa_column=at_column())
+    rejected_by: int | None = Field(default=None, foreign_key="users.id")
+    rejected_at: datetime | None = Field(default=None, sa_column=at_column())
+    rejection_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    cancelled_by: int | None = Field(default=None, foreign_key="users.id")
+    cancelled_at: datetime | None = Field(default=None, sa_column=at_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    submitted_at: datetime | None = Field(default=None, sa_column=at_column())
+    completed_at: datetime | None = Field(default=None, sa_column=at_column())
+    next_attempt_at: datetime | None = Field(default=None, sa_column=at_column(index=True))
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+
+
+class Subject(SQLModel, table=True):
+    """One row of an upload: a data subject (identifier encrypted, fingerprint for lookups)."""
+
+    __tablename__ = "subjects"
+    __table_args__ = (
+        sa.Index("ix_subjects_env_fingerprint", "environment_id", "fingerprint"),
+        sa.Index("ix_subjects_batch_row", "batch_id", "row_number"),
+        sa.Index("ix_subjects_due", "state", "due_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="batches.id")
+    environment_id: int = Field(foreign_key="environments.id")
+    row_number: int
+    kind: str | None = Field(default=None, max_length=8)  # user_id | identity
+    fingerprint: str | None = Field(default=None, max_length=64, index=True)
+    identifier_encrypted: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    classification: str = Field(max_length=20)
+    problem: str | None = Field(default=None, max_length=500)
+    warning: str | None = Field(default=None, max_length=500)
+    received_on: date = Field(sa_column=sa.Column(sa.Date(), nullable=False))
+    reference: str | None = Field(default=None, max_length=255)
+    due_on: date = Field(sa_column=sa.Column(sa.Date(), nullable=False))
+    extension_months: int = Field(default=0)
+    extension_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    subject_informed_on: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
+    state: str = Field(default=SubjectState.PENDING.value, max_length=12)
+    heap_request_id: int | None = Field(default=None, foreign_key="heap_requests.id", index=True)
+    submitted_at: datetime | None = Field(default=None, sa_column=at_column())
+    completed_at: datetime | None = Field(default=None, sa_column=at_column())
+    purged_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+class HeapRequest(SQLModel, table=True):
+    """A chunk of a batch sent to Heap's user_deletion API (≤ 10,000 users)."""
+
+    __tablename__ = "heap_requests"
+    __table_args__ = (
+        sa.UniqueConstraint("batch_id", "chunk_index"),
+        sa.Index("ix_heap_requests_state_next", "state", "next_attempt_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="batches.id", index=True)
+    chunk_index: int
+    subject_count: int
+    payload_sha256: str = Field(max_length=64)
+    state: str = Field(default=ChunkState.QUEUED.value, max_length=16)
+    deletion_request_id: str | None = Field(default=None, max_length=64)
+    heap_status: str | None = Field(default=None, max_length=64)
+    attempts: int = Field(default=0)
+    last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    next_attempt_at: datetime | None = Field(default=None, sa_column=at_column())
+    sent_at: datetime | None = Field(default=None, sa_column=at_column())
+    accepted_at: datetime | None = Field(default=None, sa_column=at_column())
+    last_polled_at: datetime | None = Field(default=None, sa_column=at_column())
+    next_poll_at: datetime | None = Field(default=None, sa_column=at_column(index=True))
+    poll_failures: int = Field(default=0)
+    stale: bool = Field(default=False)
+    completed_at: datetime | None = Field(default=None, sa_column=at_column())
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+
+
+class HeapDeletionId(SQLModel, table=True):
+    """Every deletion_request_id Heap ever returned for a chunk: none is ever lost."""
+
+    __tablename__ = "heap_deletion_ids"
+
+    id: int | None = Field(default=None, primary_key=True)
+    heap_request_id: int = Field(foreign_key="heap_requests.id", index=True)
+    deletion_request_id: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    location: str | None = Field(default=None, max_length=500)
+    attempt: int = Field(default=1)
+    status: str = Field(default="pending", max_length=64)
+    accepted_at: datetime = Field(sa_column=at_column(nullable=False))
+    last_polled_at: datetime | None = Field(default=None, sa_column=at_column())
+    completed_at: datetime | None = Field(default=None, sa_column=at_column())

@@ -13,6 +13,7 @@ from ..errors import api_error
 from ..models import AuditEntry, Role
 from ..security import role_required
 from . import api
+from .openapi import op, query
 
 MAX_LIMIT = 1000
 
@@ -85,3 +86,29 @@ def audit_export_csv():
     return exports.download(
         exports.audit_csv(app, **filters), filename="audit.csv", mimetype="text/csv"
     )
+
+
+FILTER_PARAMS = [
+    query("actor", "Only entries by this actor"),
+    query("action", "Only this action, e.g. batch.approved"),
+    query("target_type", "Only this kind of target"),
+    query("target_id", "Only this target"),
+    query("since", "From this time (ISO 8601 with zone)"),
+    query("until", "Before this time (ISO 8601 with zone)"),
+]
+PATHS = {
+    "/audit": {
+        "get": op(
+            "Audit entries in seq order",
+            "auditor",
+            params=FILTER_PARAMS
+            + [
+                query("after", "Entries after this seq", {"type": "integer"}),
+                query("limit", "At most this many (≤ 1000)", {"type": "integer"}),
+            ],
+        )
+    },
+    "/audit/verify": {"get": op("Recompute the hash chain", "auditor")},
+    "/audit/export.jsonl": {"get": op("The trail as JSON Lines", "auditor", params=FILTER_PARAMS)},
+    "/audit/export.csv": {"get": op("The trail as CSV", "auditor", params=FILTER_PARAMS)},
+}

@@ -11,6 +11,7 @@ from ..models import Environment, Role
 from ..security import role_required
 from . import api
 from .common import BadInput, bad_input, json_body
+from .openapi import op
 
 FIELDS = ("name", "app_id", "region", "base_url", "main_production", "api_key", "account_property")
 
@@ -58,3 +59,33 @@ def environments_create():
     except (BadInput, service.EnvironmentInputError) as error:
         return bad_input(error)
     return jsonify(public(env)), 201
+
+
+ENV_BODY = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "required": ["name", "app_id"],
+            "properties": {
+                "name": {"type": "string"},
+                "app_id": {"type": "string", "pattern": "^[0-9]+$"},
+                "region": {"enum": ["us", "eu"]},
+                "base_url": {"type": "string"},
+                "main_production": {"type": "boolean"},
+                "api_key": {"type": "string"},
+                "account_property": {"type": "string"},
+            },
+        }
+    }
+}
+PATHS = {
+    "/environments": {
+        "get": op("List Heap environments", "auditor"),
+        "post": op(
+            "Register a Heap environment",
+            "admin",
+            body=ENV_BODY,
+            responses={"201": {"description": "Created"}},
+        ),
+    },
+}

@@ -9,6 +9,7 @@ from .. import migrations
 from ..db import get_engine, session_scope
 from ..scheduler import lease_status
 from . import api
+from .openapi import op
 
 
 @api.get("/health")
@@ -39,3 +40,8 @@ def health():
         "scheduler": {"mode": current_app.config["DESK_SCHEDULER"], **scheduler},
     }
     return jsonify(body), 200 if database["ok"] else 503
+
+
+PATHS = {
+    "/health": {"get": op("Database, migrations and scheduler lease state", None)},
+}
