@@ -211,8 +211,9 @@ SQLITE_TRIGGERS = [
 ]
 
 POSTGRES_TRIGGERS = [
+    # %% because the driver treats a lone % as a placeholder marker.
     """CREATE OR REPLACE FUNCTION audit_entries_refuse() RETURNS trigger AS $$
-       BEGIN RAISE EXCEPTION 'audit_entries is append-only: % refused', TG_OP; END;
+       BEGIN RAISE EXCEPTION 'audit_entries is append-only: %% refused', TG_OP; END;
        $$ LANGUAGE plpgsql""",
     "DROP TRIGGER IF EXISTS audit_entries_no_change ON audit_entries",
     """CREATE TRIGGER audit_entries_no_change BEFORE UPDATE OR DELETE ON audit_entries

@@ -7,7 +7,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 
-from flask import Response, stream_with_context
+from flask import Response
 
 from . import audit
 from .db import session_scope
@@ -56,8 +56,12 @@ def audit_csv(app, **filters) -> Iterator[str]:
 
 
 def download(chunks: Iterator[str], *, filename: str, mimetype: str) -> Response:
-    """A streamed attachment that no cache keeps."""
-    response = Response(stream_with_context(chunks), mimetype=mimetype)
+    """A streamed attachment that no cache keeps.
+
+    The generators open their own database session from the app they are given, so they need
+    no request context (which would otherwise stay pushed until the stream is closed).
+    """
+    response = Response(chunks, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 

@@ -12,6 +12,7 @@ from wtforms import (
     StringField,
     SubmitField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
     URL,
     DataRequired,
@@ -25,14 +26,17 @@ from wtforms.validators import (
 
 from .models import Region, Role
 
-ROLE_CHOICES = [(r.value, r.value.capitalize()) for r in Role]
-PASSWORD_HELP = "At least 12 characters. A long phrase is easiest to remember."
+ROLE_CHOICES = [SelectChoice(r.value, r.value.capitalize()) for r in Role]
+PASSWORD_HELP = "At least 12 characters. A long phrase is easiest to remember."  # noqa: S105
+PASSWORD_LENGTH = Length(
+    min=12, max=256, message="The password must be 12 to 256 characters long (at least 12)."
+)
 
 
 class SetupForm(FlaskForm):
     email = EmailField("Your e-mail address", validators=[DataRequired(), Email(), Length(max=254)])
     password = PasswordField(
-        "Password", description=PASSWORD_HELP, validators=[DataRequired(), Length(min=12, max=256)]
+        "Password", description=PASSWORD_HELP, validators=[DataRequired(), PASSWORD_LENGTH]
     )
     confirm = PasswordField(
         "Repeat the password",
@@ -52,7 +56,7 @@ class ChangePasswordForm(FlaskForm):
     new = PasswordField(
         "New password",
         description=PASSWORD_HELP,
-        validators=[DataRequired(), Length(min=12, max=256)],
+        validators=[DataRequired(), PASSWORD_LENGTH],
     )
     confirm = PasswordField(
         "Repeat the new password",
@@ -67,7 +71,7 @@ class UserCreateForm(FlaskForm):
     password = PasswordField(
         "Initial password",
         description=PASSWORD_HELP,
-        validators=[DataRequired(), Length(min=12, max=256)],
+        validators=[DataRequired(), PASSWORD_LENGTH],
     )
     submit = SubmitField("Create account")
 
@@ -82,7 +86,7 @@ class PasswordResetForm(FlaskForm):
     password = PasswordField(
         "New password",
         description=PASSWORD_HELP,
-        validators=[DataRequired(), Length(min=12, max=256)],
+        validators=[DataRequired(), PASSWORD_LENGTH],
     )
     submit = SubmitField("Set password")
 

@@ -132,7 +132,8 @@ def validate_properties(
         )
     clean: dict[str, str | int | float] = {}
     for key, item in value.items():
-        clean[_property_key(key, row)] = _property_value(key, item, row)
+        name = _property_key(key, row)
+        clean[name] = _property_value(name, item, row)
     return clean
 
 

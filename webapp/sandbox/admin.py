@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from .faults import parse_faults
 from .state import SandboxState
 
-admin = Blueprint("sandbox_admin", __name__, url_prefix="/_sandbox", template_folder="templates")
+admin = Blueprint("sandbox_admin", __name__, url_prefix="/_sandbox")
 
 
 def _state() -> SandboxState:
@@ -81,8 +81,6 @@ def complete() -> Response:
     """Complete deletion requests now: {"ids": [...]} or {} for all pending ones."""
     payload = _json_body()
     ids = payload.get("ids") if isinstance(payload, dict) else None
-    if ids is not None and (
-        not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)
-    ):
+    if ids is not None and (not isinstance(ids, list) or not all(isinstance(i, str) for i in ids)):
         raise ValueError("ids must be a list of deletion_request_id strings")
     return jsonify(completed=_state().complete(ids))

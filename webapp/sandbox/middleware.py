@@ -7,6 +7,7 @@ connection has to escape the framework (Flask would turn an exception into a 500
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import socket
@@ -152,10 +153,8 @@ def _drop(environ: dict[str, Any]) -> None:
     sock = environ.get("werkzeug.socket")
     if sock is None:
         raise RuntimeError("dropping a connection needs werkzeug's server (start_sandbox)")
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
     raise DroppedConnection("sandbox fault: connection dropped")
 
 
