@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from conftest import PASSWORD
 from sqlmodel import select
 
 from webapp import accounts, audit
 from webapp.db import session_scope
 from webapp.models import LoginSession, User, utcnow
-
-from conftest import PASSWORD
 
 
 def test_first_visit_leads_to_setup_and_nothing_else(client):
@@ -25,8 +24,15 @@ def test_first_visit_leads_to_setup_and_nothing_else(client):
 
 def test_setup_creates_the_first_admin_then_closes(client, auth, app):
     token = auth.csrf("/setup")
-    response = client.post("/setup", data={"email": "Boss@Example.org", "password": PASSWORD,
-                                           "confirm": PASSWORD, "csrf_token": token})
+    response = client.post(
+        "/setup",
+        data={
+            "email": "Boss@Example.org",
+            "password": PASSWORD,
+            "confirm": PASSWORD,
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 302
     with app.app_context(), session_scope(write=False) as session:
         users = session.exec(select(User)).all()
@@ -44,8 +50,15 @@ def test_setup_creates_the_first_admin_then_closes(client, auth, app):
 )
 def test_setup_refuses_bad_passwords(client, auth, app, password, confirm, message):
     token = auth.csrf("/setup")
-    response = client.post("/setup", data={"email": "boss@example.org", "password": password,
-                                           "confirm": confirm, "csrf_token": token})
+    response = client.post(
+        "/setup",
+        data={
+            "email": "boss@example.org",
+            "password": password,
+            "confirm": confirm,
+            "csrf_token": token,
+        },
+    )
     assert response.status_code == 200
     assert message in response.get_data(as_text=True)
     with app.app_context(), session_scope(write=False) as session:
@@ -124,7 +137,9 @@ def test_idle_timeout_ends_the_session(client, auth, make_user, app):
     auth.login(email)
     with app.app_context(), session_scope(write=True) as session:
         for row in session.exec(select(LoginSession)).all():
-            row.last_seen_at = utcnow() - timedelta(minutes=app.config["DESK_SESSION_IDLE_MINUTES"] + 1)
+            row.last_seen_at = utcnow() - timedelta(
+                minutes=app.config["DESK_SESSION_IDLE_MINUTES"] + 1
+            )
         session.commit()
     assert client.get("/dashboard").location.startswith("/login")
 
@@ -170,8 +185,9 @@ def test_last_admin_cannot_be_demoted_or_disabled(app, auth, make_user):
     auth.login(admin)
     with app.app_context(), session_scope(write=False) as session:
         admin_id = accounts.find_user(session, admin).id
-    page = auth.post(f"/admin/users/{admin_id}", {"role": "officer", "active": "y"},
-                     follow_redirects=True).get_data(as_text=True)
+    page = auth.post(
+        f"/admin/users/{admin_id}", {"role": "officer", "active": "y"}, follow_redirects=True
+    ).get_data(as_text=True)
     assert "last admin" in page
     with app.app_context(), session_scope(write=False) as session:
         assert accounts.find_user(session, admin).role == "admin"
@@ -179,12 +195,18 @@ def test_last_admin_cannot_be_demoted_or_disabled(app, auth, make_user):
 
 def test_admin_creates_account_with_clear_errors(app, auth, make_user):
     auth.login(make_user("admin"))
-    bad = auth.post("/admin/users", {"email": "new@example.org", "role": "officer",
-                                      "password": "short"}, form_page="/admin/users")
+    bad = auth.post(
+        "/admin/users",
+        {"email": "new@example.org", "role": "officer", "password": "short"},
+        form_page="/admin/users",
+    )
     assert bad.status_code == 400
     assert "at least 12" in bad.get_data(as_text=True)
-    ok = auth.post("/admin/users", {"email": "New@Example.org", "role": "auditor",
-                                     "password": PASSWORD}, form_page="/admin/users")
+    ok = auth.post(
+        "/admin/users",
+        {"email": "New@Example.org", "role": "auditor", "password": PASSWORD},
+        form_page="/admin/users",
+    )
     assert ok.status_code == 302
     with app.app_context(), session_scope(write=False) as session:
         assert accounts.find_user(session, "new@example.org").role == "auditor"
@@ -196,18 +218,22 @@ def test_passwords_are_hashed_with_argon2id(app, make_user):
         assert accounts.find_user(session, email).password_hash.startswith("$argon2id$")
 
 
-@pytest.mark.parametrize("target", ["https://evil.example/x", "//evil.example", "/\\evil", "javascript:x"])
+@pytest.mark.parametrize(
+    "target", ["https://evil.example/x", "//evil.example", "/\\evil", "javascript:x"]
+)
 def test_next_redirect_stays_on_site(client, auth, make_user, target):
     email = make_user("officer")
     token = auth.csrf("/login")
-    response = client.post(f"/login?next={target}", data={"email": email, "password": PASSWORD,
-                                                           "csrf_token": token})
+    response = client.post(
+        f"/login?next={target}", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
     assert response.location == "/dashboard"
 
 
 def test_next_redirect_follows_local_paths(client, auth, make_user):
     email = make_user("officer")
     token = auth.csrf("/login")
-    response = client.post("/login?next=/audit", data={"email": email, "password": PASSWORD,
-                                                        "csrf_token": token})
+    response = client.post(
+        "/login?next=/audit", data={"email": email, "password": PASSWORD, "csrf_token": token}
+    )
     assert response.location == "/audit"

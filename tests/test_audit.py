@@ -9,19 +9,24 @@ import threading
 
 import pytest
 import sqlalchemy as sa
+from conftest import ON_POSTGRES
 from sqlalchemy.exc import DBAPIError
 
 from webapp import audit
 from webapp.db import get_engine, session_scope
 
-from conftest import ON_POSTGRES
-
 
 def _append(app, n: int, actor: str = "tester") -> None:
     with app.app_context(), session_scope(write=True) as session:
         for i in range(n):
-            audit.record(session, actor=actor, action="test.appended", target_type="test",
-                         target_id=i, details={"i": i, "note": "é ✓"})
+            audit.record(
+                session,
+                actor=actor,
+                action="test.appended",
+                target_type="test",
+                target_id=i,
+                details={"i": i, "note": "é ✓"},
+            )
         session.commit()
 
 
@@ -38,8 +43,17 @@ def test_entries_follow_the_documented_format(app):
     for previous, entry in zip(entries, entries[1:], strict=False):
         assert entry["prev_hash"] == previous["hash"]
     for entry in entries:
-        assert set(entry) == {"seq", "at", "actor", "action", "target_type", "target_id",
-                              "details", "prev_hash", "hash"}
+        assert set(entry) == {
+            "seq",
+            "at",
+            "actor",
+            "action",
+            "target_type",
+            "target_id",
+            "details",
+            "prev_hash",
+            "hash",
+        }
         assert entry["at"].endswith("Z")
         body = {k: v for k, v in entry.items() if k != "hash"}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -53,15 +67,21 @@ def test_record_refuses_a_read_session_on_sqlite(app):
         audit.record(session, actor="x", action="y", target_type="z")
 
 
-@pytest.mark.parametrize("statement", [
-    "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1",
-    "DELETE FROM audit_entries WHERE seq = 1",
-    "DELETE FROM audit_entries",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 1",
+        "DELETE FROM audit_entries WHERE seq = 1",
+        "DELETE FROM audit_entries",
+    ],
+)
 def test_triggers_refuse_update_and_delete(app, statement):
     _append(app, 2)
-    with app.app_context(), pytest.raises(DBAPIError, match="append-only"), \
-            get_engine().begin() as connection:
+    with (
+        app.app_context(),
+        pytest.raises(DBAPIError, match="append-only"),
+        get_engine().begin() as connection,
+    ):
         connection.exec_driver_sql(statement)
     assert len(_entries(app)) == 2
 
@@ -69,14 +89,17 @@ def test_triggers_refuse_update_and_delete(app, statement):
 @pytest.mark.postgres_only
 def test_truncate_is_refused_on_postgres(app):
     _append(app, 2)
-    with app.app_context(), pytest.raises(DBAPIError, match="append-only"), \
-            get_engine().begin() as connection:
+    with (
+        app.app_context(),
+        pytest.raises(DBAPIError, match="append-only"),
+        get_engine().begin() as connection,
+    ):
         connection.exec_driver_sql("TRUNCATE audit_entries")
     assert len(_entries(app)) == 2
 
 
 def _tamper(app, *statements: str) -> None:
-    """Change the trail behind the desk's back, triggers dropped (as an attacker with DBA rights)."""
+    """Change the trail behind the desk's back, triggers dropped (an attacker with DBA rights)."""
     with app.app_context(), get_engine().begin() as connection:
         audit.drop_triggers(connection)
         for statement in statements:
@@ -95,16 +118,24 @@ def test_untouched_trail_verifies(app):
     assert result.ok and result.entries == 5 and result.head == _entries(app)[-1]["hash"]
 
 
-@pytest.mark.parametrize(("statements", "bad_seq"), [
-    (["UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3"], 3),
-    (["UPDATE audit_entries SET details = '{\"i\":99}' WHERE seq = 4"], 4),
-    (["UPDATE audit_entries SET at = '2020-01-01T00:00:00.000000Z' WHERE seq = 2"], 2),
-    (["DELETE FROM audit_entries WHERE seq = 3"], 3),
-    # Two entries swapped: each keeps its own hash but no longer follows the one before.
-    (["UPDATE audit_entries SET seq = 100 WHERE seq = 2",
-      "UPDATE audit_entries SET seq = 2 WHERE seq = 3",
-      "UPDATE audit_entries SET seq = 3 WHERE seq = 100"], 2),
-])
+@pytest.mark.parametrize(
+    ("statements", "bad_seq"),
+    [
+        (["UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3"], 3),
+        (["UPDATE audit_entries SET details = '{\"i\":99}' WHERE seq = 4"], 4),
+        (["UPDATE audit_entries SET at = '2020-01-01T00:00:00.000000Z' WHERE seq = 2"], 2),
+        (["DELETE FROM audit_entries WHERE seq = 3"], 3),
+        # Two entries swapped: each keeps its own hash but no longer follows the one before.
+        (
+            [
+                "UPDATE audit_entries SET seq = 100 WHERE seq = 2",
+                "UPDATE audit_entries SET seq = 2 WHERE seq = 3",
+                "UPDATE audit_entries SET seq = 3 WHERE seq = 100",
+            ],
+            2,
+        ),
+    ],
+)
 def test_tampering_is_found_with_its_seq(app, statements, bad_seq):
     _append(app, 5)
     _tamper(app, *statements)
@@ -118,7 +149,9 @@ def test_rewritten_entry_with_recomputed_hash_breaks_the_next_link(app):
     entry = _entries(app)[1]
     entry["actor"] = "mallory"
     entry["hash"] = audit.entry_hash(entry)
-    _tamper(app, f"UPDATE audit_entries SET actor = 'mallory', hash = '{entry['hash']}' WHERE seq = 2")
+    _tamper(
+        app, f"UPDATE audit_entries SET actor = 'mallory', hash = '{entry['hash']}' WHERE seq = 2"
+    )
     assert _verify(app).first_bad_seq == 3
 
 
@@ -160,7 +193,9 @@ def test_concurrent_processes_never_fork_the_chain(app, desk_env, tmp_path):
     env = {**desk_env, "INSTANCE": str(tmp_path / "instance")}
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_process_writer, args=(desk_env["DESK_DATABASE_URL"], env, 20, f"p{n}"))
+        context.Process(
+            target=_process_writer, args=(desk_env["DESK_DATABASE_URL"], env, 20, f"p{n}")
+        )
         for n in range(3)
     ]
     for process in processes:
@@ -179,7 +214,10 @@ def test_exports_are_the_verifiable_format(app, client, auth, make_user):
     assert audit.verify_entries(lines).ok
     assert lines[-1]["action"] == "login.succeeded"
     csv_text = client.get("/audit/export.csv").get_data(as_text=True)
-    assert csv_text.splitlines()[0] == "seq,at,actor,action,target_type,target_id,details,prev_hash,hash"
+    assert (
+        csv_text.splitlines()[0]
+        == "seq,at,actor,action,target_type,target_id,details,prev_hash,hash"
+    )
 
 
 def test_audit_page_filters_and_verify_button(app, client, auth, make_user):
@@ -208,5 +246,9 @@ def test_audit_index_used_for_actor_filter(app):
     """The page's filters are served by an index (so they stay fast at a million entries)."""
     with app.app_context(), get_engine().connect() as connection:
         indexes = {ix["name"] for ix in sa.inspect(connection).get_indexes("audit_entries")}
-    assert {"ix_audit_entries_actor_seq", "ix_audit_entries_action_seq",
-            "ix_audit_entries_target", "ix_audit_entries_at"} <= indexes
+    assert {
+        "ix_audit_entries_actor_seq",
+        "ix_audit_entries_action_seq",
+        "ix_audit_entries_target",
+        "ix_audit_entries_at",
+    } <= indexes

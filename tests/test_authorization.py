@@ -30,7 +30,8 @@ def _path(rule) -> str:
 def test_every_route_is_guarded(app):
     """A new route without role_required (or an explicit place in the lists above) fails here."""
     unguarded = [
-        endpoint for endpoint in app.view_functions
+        endpoint
+        for endpoint in app.view_functions
         if endpoint not in PUBLIC | SIGNED_IN and _required(app, endpoint) is None
     ]
     assert unguarded == []
@@ -85,8 +86,9 @@ def test_api_matrix_with_bearer_tokens(app, api_token, role):
             continue
         needed = _required(app, rule.endpoint)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            response = client.open(_path(rule), method=method,
-                                   headers={"Authorization": f"Bearer {token}"})
+            response = client.open(
+                _path(rule), method=method, headers={"Authorization": f"Bearer {token}"}
+            )
             if needed is not None and not Role(role).allows(needed):
                 assert response.status_code == 403, (method, rule.rule, role)
                 assert response.json["error"]["code"] == "forbidden"
@@ -97,8 +99,10 @@ def test_api_matrix_with_bearer_tokens(app, api_token, role):
 def test_forms_without_csrf_token_change_nothing(app, client, auth, make_user):
     admin = make_user("admin")
     auth.login(admin)
-    response = client.post("/admin/users", data={"email": "x@example.org", "role": "admin",
-                                                  "password": "long enough password"})
+    response = client.post(
+        "/admin/users",
+        data={"email": "x@example.org", "role": "admin", "password": "long enough password"},
+    )
     assert response.status_code == 400
     assert "form expired" in response.get_data(as_text=True)
     assert "x@example.org" not in client.get("/admin/users").get_data(as_text=True)

@@ -400,7 +400,7 @@ def throttled_ips(session: Session) -> list[tuple[str, int]]:
 
 # --- API tokens ---------------------------------------------------------------------------
 
-TOKEN_PREFIX = "desk_"
+TOKEN_PREFIX = "desk_"  # noqa: S105 (a prefix, not a secret)
 
 
 def create_api_token(session: Session, *, actor: str, user: User, name: str) -> str:
@@ -441,12 +441,12 @@ def revoke_api_token(session: Session, *, actor: User, token_id: int) -> None:
         session.commit()
 
 
-def user_for_api_token(session: Session, raw: str) -> User | None:
-    """The active account behind a bearer token, or None."""
+def user_for_api_token(session: Session, raw: str) -> tuple[User, ApiToken] | None:
+    """The active account behind a bearer token (with the token row), or None."""
     if not raw.startswith(TOKEN_PREFIX):
         return None
     row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(raw))).first()
     if row is None or row.revoked_at is not None:
         return None
     user = session.get(User, row.user_id)
-    return user if user is not None and user.is_active else None
+    return (user, row) if user is not None and user.is_active else None

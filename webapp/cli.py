@@ -44,7 +44,7 @@ def _require_head(app: Flask) -> None:
 @click.option("--workers", type=int, default=2, show_default=True, help="gunicorn workers.")
 @click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker.")
 def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
-    """Serve the desk with gunicorn (and the scheduler in each worker when DESK_SCHEDULER=inprocess)."""
+    """Serve with gunicorn; each worker runs the scheduler when DESK_SCHEDULER=inprocess."""
     from .serving import run_gunicorn
 
     app = make_app()

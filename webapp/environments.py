@@ -47,7 +47,10 @@ def _validate(data: EnvironmentInput) -> EnvironmentInput:
         try:
             check_base_url(base_url, current_app.config["DESK_HEAP_URL_ALLOWLIST"])
         except HeapURLNotAllowed as error:
-            raise EnvironmentInputError(str(error)) from None
+            raise EnvironmentInputError(
+                f"This base URL is not allowed ({error}). An operator can permit another host "
+                "with DESK_HEAP_URL_ALLOWLIST."
+            ) from None
     account_property = (data.account_property or "").strip() or None
     if account_property and account_property.lower() == "id":
         raise EnvironmentInputError("Heap forbids a property named 'id'.")

@@ -120,8 +120,8 @@ class EnvironmentForm(FlaskForm):
     region = SelectField(
         "Data centre",
         choices=[
-            (Region.US.value, "US (heapanalytics.com)"),
-            (Region.EU.value, "EU (c.eu.heap-api.com for ingestion)"),
+            SelectChoice(Region.US.value, "US (heapanalytics.com)"),
+            SelectChoice(Region.EU.value, "EU (c.eu.heap-api.com for ingestion)"),
         ],
     )
     base_url = StringField(

@@ -12,7 +12,7 @@ from flask_login import UserMixin, current_user
 from . import accounts
 from .db import get_session, session_scope
 from .extensions import login_manager
-from .models import LoginSession, Role, User, utcnow
+from .models import ApiToken, LoginSession, Role, User, utcnow
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -65,19 +65,20 @@ def load_user(session_token: str) -> Principal | None:
     if found is None:
         return None
     user, row = found
-    _touch(row)
+    _touch(row, "last_seen_at")
     return Principal.of(user, session_id=row.id, session_token=session_token)
 
 
-def _touch(row: LoginSession) -> None:
-    """Record activity for the idle timeout, at most once a minute, in its own transaction."""
+def _touch(row: LoginSession | ApiToken, column: str) -> None:
+    """Record activity (idle timeout, token use) at most once a minute, in its own transaction."""
     now = utcnow()
-    if (now - row.last_seen_at).total_seconds() < LAST_SEEN_RESOLUTION_SECONDS:
+    last = getattr(row, column)
+    if last is not None and (now - last).total_seconds() < LAST_SEEN_RESOLUTION_SECONDS:
         return
     with session_scope(write=True) as session:
-        fresh = session.get(LoginSession, row.id)
+        fresh = session.get(type(row), row.id)
         if fresh is not None:
-            fresh.last_seen_at = now
+            setattr(fresh, column, now)
             session.commit()
 
 
@@ -90,8 +91,12 @@ def load_api_user(req) -> Principal | None:
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         return None
-    user = accounts.user_for_api_token(get_session(), raw.strip())
-    return Principal.of(user, via="token") if user else None
+    found = accounts.user_for_api_token(get_session(), raw.strip())
+    if found is None:
+        return None
+    user, token = found
+    _touch(token, "last_used_at")
+    return Principal.of(user, via="token")
 
 
 @login_manager.unauthorized_handler

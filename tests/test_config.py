@@ -1,0 +1,75 @@
+"""Configuration: DESK_* variables, generated secrets, refusal of unsafe setups."""
+
+from __future__ import annotations
+
+import stat
+
+import pytest
+from cryptography.fernet import Fernet
+
+from webapp.config import ConfigError, load_settings
+
+
+def test_secrets_are_generated_once_with_mode_0600(tmp_path):
+    first = load_settings(tmp_path, env={})
+    second = load_settings(tmp_path, env={})
+    assert first["SECRET_KEY"] == second["SECRET_KEY"]
+    assert first["DESK_ENCRYPTION_KEYS"] == second["DESK_ENCRYPTION_KEYS"]
+    for name in ("secret_key", "encryption_keys", "fingerprint_key"):
+        mode = stat.S_IMODE((tmp_path / name).stat().st_mode)
+        assert mode == 0o600, name
+    assert first["DATABASE_URL"] == f"sqlite:///{tmp_path / 'desk.db'}"
+    assert first["DESK_GENERATED_SECRETS"] == [
+        "DESK_SECRET_KEY",
+        "DESK_ENCRYPTION_KEYS",
+        "DESK_FINGERPRINT_KEY",
+    ]
+
+
+def test_defaults(tmp_path):
+    settings = load_settings(tmp_path, env={})
+    assert settings["DESK_HOST"] == "127.0.0.1" and settings["DESK_PORT"] == 8000
+    assert settings["DESK_POLL_INTERVAL_SECONDS"] == 900
+    assert settings["DESK_SCHEDULER"] == "inprocess"
+    assert settings["DESK_RETENTION_DAYS"] == 30
+
+
+def test_generated_secrets_with_postgresql_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="set DESK_SECRET_KEY, DESK_ENCRYPTION_KEYS"):
+        load_settings(tmp_path, env={"DESK_DATABASE_URL": "postgresql+psycopg://u@db/desk"})
+
+
+def _secrets(**extra) -> dict:
+    return {
+        "DESK_SECRET_KEY": "x" * 40,
+        "DESK_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DESK_FINGERPRINT_KEY": "y" * 40,
+        **extra,
+    }
+
+
+def test_shared_secrets_with_postgresql_are_accepted(tmp_path):
+    settings = load_settings(tmp_path, env=_secrets(DESK_DATABASE_URL="postgresql://u@db/desk"))
+    assert settings["DATABASE_URL"] == "postgresql+psycopg://u@db/desk"
+    assert settings["DESK_GENERATED_SECRETS"] == []
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (_secrets(DESK_SECRET_KEY="changeme"), "placeholder"),
+        (_secrets(DESK_ENCRYPTION_KEYS="not-a-fernet-key-but-long-enough"), "Fernet keys"),
+        (_secrets(DESK_SCHEDULER="sometimes"), "inprocess"),
+        (_secrets(DESK_PORT="eighty"), "whole number"),
+        (_secrets(DESK_DATABASE_URL="mysql://x"), "sqlite:/// or postgresql"),
+    ],
+)
+def test_bad_settings_are_refused_with_a_plain_message(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, env=env)
+
+
+def test_several_encryption_keys_first_is_current(tmp_path):
+    keys = [Fernet.generate_key().decode() for _ in range(2)]
+    settings = load_settings(tmp_path, env=_secrets(DESK_ENCRYPTION_KEYS=" , ".join(keys)))
+    assert settings["DESK_ENCRYPTION_KEYS"] == keys
