@@ -93,3 +93,19 @@ def test_openapi_describes_the_api(client):
     document = client.get("/api/v1/openapi.json").json
     assert document["openapi"].startswith("3.")
     assert "/audit/verify" in document["paths"] and "/environments" in document["paths"]
+
+
+def test_token_use_is_recorded_without_blocking_writes(app, client, api_token):
+    from sqlmodel import select
+
+    from webapp.models import ApiToken
+
+    token = api_token("admin")
+    response = client.post(
+        "/api/v1/environments",
+        headers={"Authorization": f"Bearer {token}"},
+        json={"name": "Staging", "app_id": "42"},
+    )
+    assert response.status_code == 201
+    with app.app_context(), session_scope(write=False) as session:
+        assert session.exec(select(ApiToken)).one().last_used_at is not None

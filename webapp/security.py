@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, jsonify, redirect, request, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_for
 from flask_login import UserMixin, current_user
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import accounts
-from .db import get_session, session_scope
+from .db import close_session, get_session, session_scope
 from .extensions import login_manager
 from .models import ApiToken, LoginSession, Role, User, utcnow
+
+log = logging.getLogger(__name__)
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,16 +74,32 @@ def load_user(session_token: str) -> Principal | None:
 
 
 def _touch(row: LoginSession | ApiToken, column: str) -> None:
-    """Record activity (idle timeout, token use) at most once a minute, in its own transaction."""
-    now = utcnow()
+    """Note activity (idle timeout, token use), at most once a minute per row.
+
+    The write happens after the request's own session is closed (see write_touches): a second
+    write transaction opened while the request's one holds SQLite's write lock would deadlock.
+    """
     last = getattr(row, column)
-    if last is not None and (now - last).total_seconds() < LAST_SEEN_RESOLUTION_SECONDS:
+    if last is not None and (utcnow() - last).total_seconds() < LAST_SEEN_RESOLUTION_SECONDS:
         return
-    with session_scope(write=True) as session:
-        fresh = session.get(type(row), row.id)
-        if fresh is not None:
-            setattr(fresh, column, now)
+    g.setdefault("desk_touches", []).append((type(row), row.id, column))
+
+
+def write_touches(_exc: BaseException | None = None) -> None:
+    """Record the activity noted during the request, in a short transaction of its own."""
+    touches = g.pop("desk_touches", None)
+    if not touches:
+        return
+    close_session()
+    try:
+        with session_scope(write=True) as session:
+            for model, row_id, column in touches:
+                fresh = session.get(model, row_id)
+                if fresh is not None:
+                    setattr(fresh, column, utcnow())
             session.commit()
+    except SQLAlchemyError:
+        log.warning("could not record session activity", exc_info=True)
 
 
 @login_manager.request_loader
@@ -191,4 +211,5 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     app.before_request(require_setup)
     app.after_request(set_security_headers)
+    app.teardown_appcontext(write_touches)
     app.jinja_env.globals["Role"] = Role
