@@ -16,7 +16,14 @@ from .errors import (
 )
 from .hosts import HeapHosts, check_base_url, resolve_hosts
 from .results import DeletionAccepted, DeletionStatus, IngestionResult
-from .validation import email_key_warnings, is_non_unique_identity
+from .validation import (
+    email_key_warnings,
+    is_non_unique_identity,
+    normalise_user_id,
+    validate_deletion_users,
+    validate_identity,
+    validate_properties,
+)
 
 __all__ = [
     "OPERATIONS",
@@ -39,6 +46,10 @@ __all__ = [
     "check_base_url",
     "email_key_warnings",
     "is_non_unique_identity",
+    "normalise_user_id",
     "parse_error_message",
     "resolve_hosts",
+    "validate_deletion_users",
+    "validate_identity",
+    "validate_properties",
 ]

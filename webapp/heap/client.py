@@ -41,7 +41,12 @@ _APP_ID = re.compile(r"[0-9]{1,30}", re.ASCII)
 
 
 class HeapClient:
-    """Talks to one Heap environment; safe to share between threads."""
+    """Talks to one Heap environment.
+
+    The token cache is locked, so scheduler threads may share a client. Worst case, one call
+    takes max_attempts x (connect + read timeout) plus the backoff sleeps: keep both small
+    where a job must stay a short tick (PITFALLS #13).
+    """
 
     def __init__(
         self,

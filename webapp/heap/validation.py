@@ -139,6 +139,8 @@ def validate_properties(
 
 def _property_key(key: Any, row: int | None) -> str:
     """Check one property name."""
+    if isinstance(key, int | float) and not isinstance(key, bool):
+        key = str(key)  # JSON object keys are text; json.dumps would do the same
     if not isinstance(key, str) or not key.strip():
         raise HeapValidationError(
             "property names must be non-empty text", field="properties", row=row

@@ -87,9 +87,6 @@ def sandbox_command(
         # The admin endpoints have no authentication: anyone who can reach them can read
         # and reset everything the sandbox holds.
         click.secho("  warning: not bound to loopback; /_sandbox/ is open to the network", fg="red")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("stopping")
-    finally:
-        server.server_close()
+    # werkzeug's serve_forever ends quietly on Ctrl-C and closes the socket itself.
+    server.serve_forever()
+    click.echo("Heap sandbox stopped")

@@ -9,10 +9,10 @@ from typing import Any
 DEFAULT_APP_ID = "3000610572"
 # A fixed, public demo key: the sandbox guards nothing, the key only exercises Basic auth.
 DEFAULT_API_KEY = "sandbox-demo-api-key"  # noqa: S105
-STATUS_FAULTS = frozenset({"400", "429", "500", "502", "503", "504", "redirect"})
+STATUS_FAULTS = frozenset({"400", "429", "500", "502", "503", "504", "redirect", "respond"})
 FAULT_KINDS = STATUS_FAULTS | {"drop", "drop_after", "slow", "slow_after", "expire_token"}
 # Kinds random faults may draw; the slow ones need a duration, so only scripts use them.
-RANDOM_FAULT_KINDS = FAULT_KINDS - {"slow", "slow_after", "redirect", "400"}
+RANDOM_FAULT_KINDS = FAULT_KINDS - {"slow", "slow_after", "redirect", "400", "respond"}
 
 
 @dataclass

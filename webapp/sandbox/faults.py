@@ -8,8 +8,11 @@ from typing import Any
 from .config import FAULT_KINDS
 
 FAULT_FIELDS = frozenset(
-    {"kind", "path", "method", "retry_after", "seconds", "shape", "message", "location", "times"}
-)
+    {
+        "kind", "path", "method", "retry_after", "seconds", "shape", "message", "location",
+        "times", "status", "body", "content_type",
+    }
+)  # fmt: skip
 ERROR_SHAPES = ("text", "err", "error", "error_object", "message")
 
 
@@ -29,6 +32,10 @@ class Fault:
     message: str = "Sandbox fault"
     # For "redirect": where the 302 points.
     location: str = "https://example.invalid/moved"
+    # For "respond": any answer at all (what Heap has never been seen to send, too).
+    status: int = 200
+    body: str = ""
+    content_type: str = "application/json"
     # How many matching requests this fault applies to before it is used up.
     times: int = 1
 
@@ -65,7 +72,7 @@ def parse_fault(item: Any) -> Fault:
     if kind not in FAULT_KINDS:
         raise ValueError(f"fault kind must be one of {', '.join(sorted(FAULT_KINDS))}")
     fault = Fault(kind=kind)
-    for name in ("path", "method", "message", "location", "shape"):
+    for name in ("path", "method", "message", "location", "shape", "body", "content_type"):
         if item.get(name) is not None:
             if not isinstance(item[name], str):
                 raise ValueError(f"fault {name} must be a string")
@@ -81,6 +88,10 @@ def parse_fault(item: Any) -> Fault:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         raise ValueError("seconds must be a number, 0 or more")
     fault.seconds = float(seconds)
+    status = item.get("status", 200)
+    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+        raise ValueError("status must be an HTTP status code")
+    fault.status = status
     times = item.get("times", 1)
     if isinstance(times, bool) or not isinstance(times, int) or times < 1:
         raise ValueError("times must be a whole number, 1 or more")

@@ -123,7 +123,9 @@ class SandboxMiddleware:
 
 
 def fault_response(fault: Fault) -> Response:
-    """Return the answer of a status fault (400, 429, 5xx, redirect)."""
+    """Return the answer of a status fault (400, 429, 5xx, redirect, respond)."""
+    if fault.kind == "respond":
+        return Response(fault.body, status=fault.status, content_type=fault.content_type)
     if fault.kind == "redirect":
         return Response("", status=302, headers={"Location": fault.location})
     if fault.kind == "400":

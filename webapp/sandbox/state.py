@@ -114,8 +114,12 @@ class SandboxState:
             right_key = hmac.compare_digest(api_key.encode(), self.config.api_key.encode())
             if not (right_id and right_key):
                 return None
+            now = self.clock()
+            # Dead tokens answer 401 whether kept or not; dropping them bounds the memory.
+            for dead in [t for t, e in self.tokens.items() if self._dead(e, now)]:
+                del self.tokens[dead]
             token = secrets.token_urlsafe(32)
-            self.tokens[token] = Token(app_id=app_id, issued_at=self.clock())
+            self.tokens[token] = Token(app_id=app_id, issued_at=now)
             self.tokens_issued += 1
             return token
 
@@ -123,11 +127,12 @@ class SandboxState:
         """Return the app_id a live token belongs to, or None if unknown/expired/revoked."""
         with self.lock:
             entry = self.tokens.get(token or "")
-            if entry is None or entry.revoked:
-                return None
-            if self.clock() - entry.issued_at >= self.config.token_ttl:
+            if entry is None or self._dead(entry, self.clock()):
                 return None
             return entry.app_id
+
+    def _dead(self, entry: Token, now: float) -> bool:
+        return entry.revoked or now - entry.issued_at >= self.config.token_ttl
 
     def expire_tokens(self) -> None:
         """Make every issued token invalid (the expire_token fault)."""
@@ -230,7 +235,7 @@ class SandboxState:
         """Append a request to the log (the caller fills in its status later)."""
         with self.lock:
             self._request_seq += 1
-            entry = {"seq": self._request_seq, "t": self.clock(), **entry}
+            entry = {"seq": self._request_seq, "t": self.clock(), "notes": [], **entry}
             self.requests.append(entry)
             return entry
 
@@ -244,7 +249,7 @@ class SandboxState:
                     app_id: env.to_json() for app_id, env in sorted(self.environments.items())
                 },
                 "deletion_requests": [record.to_json() for record in self.deletions.values()],
-                "requests": [dict(entry) for entry in self.requests],
+                "requests": [{**entry, "notes": list(entry["notes"])} for entry in self.requests],
                 "faults_pending": [fault.to_json() for fault in self.faults],
                 "tokens_issued": self.tokens_issued,
             }
