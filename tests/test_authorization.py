@@ -10,6 +10,13 @@ from webapp.models import Role
 
 ROLES = [None, "auditor", "officer", "admin"]
 PUBLIC = {"static", "auth.setup", "auth.login", "home.index", "api.health", "api.openapi"}
+# The second step of sign-in: open before sign-in, guarded by the pending second-factor marker.
+PUBLIC |= {
+    "two_factor.verify",
+    "two_factor.enrol",
+    "two_factor.enrol_start",
+    "two_factor.enrol_confirm",
+}
 # Pages any signed-in person may use, whatever the role (their own account).
 SIGNED_IN = {"auth.logout", "auth.change_password", "admin.tokens", "admin.revoke_token"}
 

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from . import audit
 from .crypto import fingerprint, token_hash
 from .models import ApiToken, LoginAttempt, LoginSession, Role, User, utcnow
+from .passwords_common import is_common_password
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256
@@ -34,6 +35,8 @@ class SignIn:
 
     user: User
     session_token: str
+    # "verify" or "enrol" while a second factor is still owed: no session exists yet.
+    second_factor: str | None = None
 
 
 def _hasher() -> PasswordHasher:
@@ -47,12 +50,22 @@ def hash_password(password: str) -> str:
     return _hasher().hash(password)
 
 
+def password_matches(user: User, password: str) -> bool:
+    """True when `password` is the account's current password (for re-authentication)."""
+    try:
+        return _hasher().verify(user.password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
 def check_password_rules(password: str) -> None:
-    """Length rules only (NIST SP 800-63B: no composition rules)."""
+    """Length rules and a common-password list (NIST SP 800-63B: no composition rules)."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(f"The password must be at least {MIN_PASSWORD_LENGTH} characters long.")
     if len(password) > MAX_PASSWORD_LENGTH:
         raise AccountError(f"The password must be at most {MAX_PASSWORD_LENGTH} characters long.")
+    if is_common_password(password):
+        raise AccountError("This password is too common; choose another.")
 
 
 def normalise_email(email: str) -> str:
@@ -205,19 +218,43 @@ def authenticate(
 
     if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
+    from . import two_factor  # imported here: two_factor builds on this module
+
+    stage = two_factor.pending_stage(session, user)
+    if stage is not None:
+        # The failure count is NOT reset here: bad codes after a right password add to it.
+        audit.record(
+            session,
+            actor=user.email,
+            action="login.password_ok",
+            target_type="user",
+            target_id=user.id,
+            details={"ip": ip, "second_factor": stage},
+        )
+        session.commit()
+        return SignIn(user=user, session_token="", second_factor=stage)
+    signed_in = finish_sign_in(session, user=user, ip=ip, user_agent=user_agent)
+    session.commit()
+    return signed_in
+
+
+def finish_sign_in(
+    session: Session, *, user: User, ip: str, user_agent: str, method: str = "password"
+) -> SignIn:
+    """Clear the failure count, open a server-side session and audit it; the caller commits."""
     user.failed_logins = 0
     user.locked_until = None
-    user.last_login_at = now
+    user.last_login_at = utcnow()
     raw = start_session(session, user=user, ip=ip, user_agent=user_agent)
+    details = {"ip": ip} if method == "password" else {"ip": ip, "method": method}
     audit.record(
         session,
         actor=user.email,
         action="login.succeeded",
         target_type="user",
         target_id=user.id,
-        details={"ip": ip},
+        details=details,
     )
-    session.commit()
     return SignIn(user=user, session_token=raw)
 
 
@@ -283,13 +320,22 @@ def end_session(session: Session, *, raw_token: str, actor: str) -> None:
 
 
 def change_password(
-    session: Session, *, user: User, current: str, new: str, keep_session_id: int | None
+    session: Session,
+    *,
+    user: User,
+    current: str,
+    new: str,
+    keep_session_id: int | None,
+    code: str | None = None,
 ) -> None:
-    """Change one's own password; other sessions of the account end."""
+    """Change one's own password (re-authenticated: password, and a code if enrolled)."""
     try:
         _hasher().verify(user.password_hash, current)
     except (VerificationError, InvalidHashError):
         raise AccountError("The current password is wrong.") from None
+    from . import two_factor  # imported here: two_factor builds on this module
+
+    two_factor.reauthenticate_code(session, user=user, code=code)
     check_password_rules(new)
     if new == current:
         raise AccountError("The new password must differ from the current one.")

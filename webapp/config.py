@@ -118,6 +118,19 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
     if scheduler not in {"inprocess", "off"}:
         raise ConfigError("DESK_SCHEDULER must be 'inprocess' or 'off'.")
 
+    two_factor_roles = env.get("DESK_2FA_REQUIRED_ROLES", "officer,admin")
+    unknown = {r.strip().lower() for r in two_factor_roles.split(",") if r.strip()} - {
+        "auditor",
+        "officer",
+        "admin",
+    }
+    if unknown:
+        raise ConfigError(
+            "DESK_2FA_REQUIRED_ROLES may list auditor, officer and admin only, not "
+            + ", ".join(sorted(unknown))
+            + "."
+        )
+
     allowlist = [h.strip().lower() for h in env.get("DESK_HEAP_URL_ALLOWLIST", "").split(",")]
     secure_cookies = _bool(env, "DESK_SECURE_COOKIES", False)
     return {
@@ -132,6 +145,7 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
         "DESK_SCHEDULER": scheduler,
         "DESK_RETENTION_DAYS": _int(env, "DESK_RETENTION_DAYS", 30, minimum=1),
         "DESK_HEAP_URL_ALLOWLIST": [h for h in allowlist if h],
+        "DESK_2FA_REQUIRED_ROLES": two_factor_roles,
         "DESK_SESSION_IDLE_MINUTES": _int(env, "DESK_SESSION_IDLE_MINUTES", 30, minimum=1),
         "DESK_SESSION_MAX_HOURS": _int(env, "DESK_SESSION_MAX_HOURS", 12, minimum=1),
         "DESK_UPLOAD_MAX_BYTES": _int(env, "DESK_UPLOAD_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),

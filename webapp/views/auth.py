@@ -16,9 +16,12 @@ from flask_login import current_user, login_required, login_user, logout_user
 
 from .. import accounts
 from ..db import get_session
-from ..forms import ChangePasswordForm, LoginForm, SetupForm
+from ..forms import LoginForm, SetupForm
 from ..models import User
 from ..security import Principal, client_ip, safe_next
+from ..two_factor import TwoFactorError, authenticator
+from .two_factor import start_pending
+from .two_factor_forms import PasswordChangeWithCodeForm
 
 bp = Blueprint("auth", __name__)
 
@@ -60,6 +63,9 @@ def login():
         except accounts.AccountError as error:
             flash(str(error), "error")
         else:
+            if signed_in.second_factor:  # no session yet: a code (or enrolment) comes first
+                user_id, stage = signed_in.user.id, signed_in.second_factor
+                return redirect(start_pending(user_id, stage, request.args.get("next")))
             session.clear()  # nothing from before sign-in survives into the new session
             login_user(Principal.of(signed_in.user, session_token=signed_in.session_token))
             return redirect(safe_next(request.args.get("next")) or url_for("home.dashboard"))
@@ -83,9 +89,9 @@ def logout():
 @login_required
 def change_password():
     """Change one's own password; every other session of the account ends."""
-    form = ChangePasswordForm()
+    form = PasswordChangeWithCodeForm()
+    db = get_session()
     if form.validate_on_submit():
-        db = get_session()
         user = db.get(User, current_user.id)
         try:
             accounts.change_password(
@@ -94,10 +100,14 @@ def change_password():
                 current=form.current.data,
                 new=form.new.data,
                 keep_session_id=current_user.session_id,
+                code=form.code.data,
             )
+        except TwoFactorError as error:
+            form.code.errors.append(str(error))
         except accounts.AccountError as error:
             form.new.errors.append(str(error))
         else:
             flash("Your password is changed. Your other sessions were signed out.", "success")
             return redirect(url_for("home.dashboard"))
-    return render_template("auth/password.html", form=form)
+    needs_code = authenticator(db, current_user.id) is not None
+    return render_template("auth/password.html", form=form, needs_code=needs_code)
