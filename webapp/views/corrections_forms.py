@@ -1,0 +1,251 @@
+"""Forms of the corrections pages; each turns its fields into the body the service takes.
+
+Property rows are a fixed set of name/value pairs (no inline script under the CSP): "Add more
+rows" posts the form back and the server adds five more.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    DateField,
+    FieldList,
+    Form,
+    FormField,
+    SelectField,
+    StringField,
+    TextAreaField,
+    ValidationError,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Length, Optional
+
+from ..corrections_bulk import decode
+from ..models import CorrectionOperation
+
+ROWS = 5
+MAX_ROWS = 100
+OPERATION_LABELS = {
+    CorrectionOperation.IDENTIFY: "Identify user",
+    CorrectionOperation.USER_PROPERTIES: "User properties",
+    CorrectionOperation.USER_PROPERTIES_BULK: "User properties (bulk)",
+    CorrectionOperation.ACCOUNT_PROPERTIES: "Account properties",
+    CorrectionOperation.ACCOUNT_PROPERTIES_BULK: "Account properties (bulk)",
+    CorrectionOperation.LINK_ACCOUNT: "Link user to account",
+    CorrectionOperation.TRACK: "Track event",
+    CorrectionOperation.TRACK_WITH_USER_PROPERTIES: "Track event + user properties",
+    CorrectionOperation.TRACK_BULK: "Track events (bulk)",
+}
+
+
+def _text(value: Any) -> str | None:
+    text = (value or "").strip()
+    return text or None
+
+
+class PropertyRow(Form):
+    """One name/value pair (a plain Form: the page's CSRF token covers it)."""
+
+    key = StringField("Name", validators=[Optional(), Length(max=1023)])
+    value = StringField("Value", validators=[Optional(), Length(max=1023)])
+
+
+def properties_of(rows: FieldList) -> dict[str, str]:
+    """The filled rows as a property object (blank rows are ignored)."""
+    return {
+        row.key.data.strip(): row.value.data.strip()
+        for row in rows
+        if _text(row.key.data) and _text(row.value.data)
+    }
+
+
+def check_rows(rows: FieldList) -> None:
+    """A value without a name, a name without a value, or a name twice is an error."""
+    seen = set()
+    for number, row in enumerate(rows, 1):
+        key, value = _text(row.key.data), _text(row.value.data)
+        if value and not key:
+            raise ValidationError(f"Row {number} has a value but no property name.")
+        if key and not value:
+            raise ValidationError(
+                f"Property “{key}” has no value. Heap cannot remove a property: enter a value."
+            )
+        if key and key in seen:
+            raise ValidationError(f"Property “{key}” is listed twice.")
+        seen.add(key)
+
+
+def rows_field(label: str) -> FieldList:
+    return FieldList(FormField(PropertyRow), label=label, min_entries=ROWS, max_entries=MAX_ROWS)
+
+
+class CorrectionForm(FlaskForm):
+    """What every correction asks: the environment, and on the preview the officer's answers.
+
+    Single-item forms add `body()`: the correction in Heap's body shape, as the API takes it.
+    """
+
+    environment_id = SelectField(
+        "Heap environment",
+        coerce=int,
+        validators=[DataRequired(message="Choose a Heap environment.")],
+    )
+    override_reason = TextAreaField(
+        "Override reason",
+        validators=[Optional(), Length(max=2000)],
+        description="Why this person must be written to Heap although the desk is deleting "
+        "them (e.g. a ticket number). Kept in the audit trail.",
+    )
+    confirm_warnings = BooleanField("Send anyway: I have read the warnings above")
+
+    def add_rows(self, name: str) -> bool:
+        """Add five empty rows to the FieldList `name`; False if there is no such list."""
+        rows = getattr(self, name, None)
+        if not isinstance(rows, FieldList):
+            return False
+        for _ in range(ROWS):
+            if len(rows.entries) < MAX_ROWS:
+                rows.append_entry()
+        return True
+
+
+class IdentifyForm(CorrectionForm):
+    user_id = StringField(
+        "Heap user_id",
+        validators=[Length(max=64)],
+        description="The anonymous user's numeric id (digits only, up to 2^53-1).",
+    )
+    identity = StringField(
+        "Identity",
+        validators=[Length(max=255)],
+        description="Case-sensitive, at most 255 characters, unique to this person.",
+    )
+    timestamp = StringField(
+        "Timestamp (optional)",
+        validators=[Length(max=64)],
+        description="ISO 8601, e.g. 2025-01-31T14:00:00Z. Empty: now.",
+    )
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "user_id": _text(self.user_id.data),
+            "identity": _text(self.identity.data),
+            "timestamp": _text(self.timestamp.data),
+        }
+
+
+class UserPropertiesForm(CorrectionForm):
+    identity = StringField("Identity", validators=[Length(max=255)])
+    properties = rows_field("User properties")
+
+    def validate_properties(self, field: FieldList) -> None:
+        check_rows(field)
+
+    def body(self) -> dict[str, Any]:
+        return {"identity": _text(self.identity.data), "properties": properties_of(self.properties)}
+
+
+class AccountPropertiesForm(CorrectionForm):
+    account_id = StringField("Account ID", validators=[Length(max=1023)])
+    properties = rows_field("Account properties")
+
+    def validate_properties(self, field: FieldList) -> None:
+        check_rows(field)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "account_id": _text(self.account_id.data),
+            "properties": properties_of(self.properties),
+        }
+
+
+class LinkAccountForm(CorrectionForm):
+    identity = StringField("Identity", validators=[Length(max=255)])
+    account_id = StringField("Account ID", validators=[Length(max=1023)])
+
+    def body(self) -> dict[str, Any]:
+        return {"identity": _text(self.identity.data), "account_id": _text(self.account_id.data)}
+
+
+class TrackForm(CorrectionForm):
+    event = StringField("Event name", validators=[Length(max=1024)])
+    identity = StringField(
+        "Identity", validators=[Length(max=255)], description="Or a user_id, not both."
+    )
+    user_id = StringField(
+        "Heap user_id", validators=[Length(max=64)], description="For an anonymous user."
+    )
+    timestamp = StringField(
+        "Timestamp (optional)",
+        validators=[Length(max=64)],
+        description="ISO 8601, e.g. 2025-01-31T14:00:00Z. Empty: now.",
+    )
+    idempotency_key = StringField(
+        "Idempotency key (optional)",
+        validators=[Length(max=1023)],
+        description="Heap keeps only the first event with a key. Empty: the desk makes one.",
+    )
+    properties = rows_field("Event properties")
+    user_properties = rows_field("User properties (optional)")
+
+    def validate_properties(self, field: FieldList) -> None:
+        check_rows(field)
+
+    def validate_user_properties(self, field: FieldList) -> None:
+        check_rows(field)
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "event": _text(self.event.data),
+            "identity": _text(self.identity.data),
+            "user_id": _text(self.user_id.data),
+            "timestamp": _text(self.timestamp.data),
+            "idempotency_key": _text(self.idempotency_key.data),
+            "properties": properties_of(self.properties) or None,
+            "user_properties": properties_of(self.user_properties) or None,
+        }
+
+
+class BulkForm(CorrectionForm):
+    file = FileField("CSV or JSON file")
+    content = TextAreaField(
+        "…or paste the rows", validators=[Optional()], render_kw={"rows": 8, "spellcheck": "false"}
+    )
+    format = SelectField(
+        "Format",
+        choices=[
+            SelectChoice("auto", "Recognise it"),
+            SelectChoice("csv", "CSV"),
+            SelectChoice("json", "JSON"),
+        ],
+        default="auto",
+    )
+
+    def text(self) -> str:
+        """The uploaded file's text (UTF-8, checked), else the pasted text; read once."""
+        if not hasattr(self, "_text"):
+            upload = self.file.data
+            if upload and getattr(upload, "filename", ""):
+                self._text = decode(upload.read())
+            else:
+                self._text = self.content.data or ""
+        return self._text
+
+
+class HistoryFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    operation = SelectField(
+        "Operation",
+        choices=[SelectChoice("", "Any")]
+        + [SelectChoice(op.value, label) for op, label in OPERATION_LABELS.items()],
+        validators=[Optional()],
+    )
+    actor = StringField("Officer", validators=[Optional(), Length(max=254)])
+    since = DateField("From", validators=[Optional()])
+    until = DateField("To (inclusive)", validators=[Optional()])
