@@ -13,3 +13,18 @@ document.addEventListener("DOMContentLoaded", () => {
     if (seconds > 0) window.setTimeout(() => window.location.reload(), seconds * 1000);
   }
 });
+document.addEventListener("submit", (event) => {
+  // Uploads are validated while the request runs: say so, and keep the button from being
+  // pressed twice (a second press would upload the list twice).
+  const form = event.target.closest("form[data-busy]");
+  if (!form || event.defaultPrevented) return;
+  form.classList.add("is-busy");
+  // Disabled after the browser has collected the form's fields, so nothing is left out.
+  window.setTimeout(() => {
+    form.querySelectorAll("button[type=submit], input[type=submit]").forEach((button) => {
+      button.disabled = true;
+    });
+  }, 0);
+  const status = form.querySelector(".busy");
+  if (status) status.textContent = form.dataset.busy;
+});

@@ -51,9 +51,22 @@ def create_app(test_config: dict | None = None) -> Flask:
 def register_blueprints(app: Flask) -> None:
     """Attach every blueprint; the API is exempt from CSRF because it takes bearer tokens only."""
     from .api import api
-    from .views import admin, audit_views, auth, environments, home
+    from .views import admin, audit_views, auth, batches, corrections, environments, home, subjects
+    from .views import evidence as evidence_views
+    from .views import two_factor as two_factor_views
 
-    for blueprint in (auth.bp, home.bp, admin.bp, environments.bp, audit_views.bp):
+    for blueprint in (
+        auth.bp,
+        home.bp,
+        admin.bp,
+        environments.bp,
+        audit_views.bp,
+        batches.bp,
+        subjects.bp,
+        corrections.bp,
+        two_factor_views.bp,
+        evidence_views.bp,
+    ):
         app.register_blueprint(blueprint)
     csrf.exempt(api)
     app.register_blueprint(api)

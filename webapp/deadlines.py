@@ -66,7 +66,9 @@ def urgency(due: date, today: date | None = None) -> str:
     return "due_soon" if left <= DUE_SOON_DAYS else "on_track"
 
 
-def _check_extension(subject: Subject, months: int, reason: str, informed: date | None, today: date):
+def _check_extension(
+    subject: Subject, months: int, reason: str, informed: date | None, today: date
+):
     """Refuse an extension Art. 12(3) does not allow, in plain words."""
     if subject.classification != RowClass.VALID:
         raise DeadlineError("Only valid subjects have a deadline; this row was never sent.")
@@ -202,4 +204,5 @@ def batch_summary(session: Session, batch_id: int, *, today: date | None = None)
         "overdue": overdue,
         "due_within_7_days": soon,
         "days_left": days_left(earliest, today) if earliest else None,
+        "urgency": urgency(earliest, today) if earliest else None,
     }

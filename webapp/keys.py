@@ -6,12 +6,15 @@ from sqlmodel import Session, select
 
 from . import audit
 from .crypto import rotate
-from .models import Environment
+from .models import CorrectionCall, Environment, Subject, UserTotp
 
 # Every (table, column) holding Fernet ciphertext. Add new encrypted columns here so that
 # `desk keys rotate` re-encrypts them too.
 ENCRYPTED_COLUMNS: list[tuple[type, str]] = [
     (Environment, "api_key_encrypted"),
+    (CorrectionCall, "body_encrypted"),
+    (Subject, "identifier_encrypted"),
+    (UserTotp, "secret_encrypted"),
 ]
 
 

@@ -5,6 +5,23 @@ from flask import Blueprint
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Every API module; each attaches its routes to `api` and describes them in its PATHS.
-from . import audit_api, environments_api, health, openapi  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    audit_api,
+    batches_api,
+    corrections_api,
+    environments_api,
+    evidence_api,
+    health,
+    openapi,
+    subjects_api,
+)
 
-MODULES = [health, environments_api, audit_api]
+MODULES = [
+    health,
+    environments_api,
+    audit_api,
+    batches_api,
+    subjects_api,
+    corrections_api,
+    evidence_api,
+]

@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
-from .. import audit
+from ..dashboard import dashboard as build_dashboard
 from ..db import get_session
-from ..environments import list_environments
 from ..models import Role
 from ..security import role_required
 
@@ -25,10 +24,8 @@ def index():
 @bp.get("/dashboard")
 @role_required(Role.AUDITOR)
 def dashboard():
-    """What needs attention now."""
-    db = get_session()
-    return render_template(
-        "home/dashboard.html",
-        environments=list_environments(db),
-        audit_entries=audit.count(db),
+    """What needs attention now: approvals, failures, deadlines at risk, open batches."""
+    view = build_dashboard(
+        get_session(), user_id=current_user.id, can_approve=current_user.can(Role.OFFICER)
     )
+    return render_template("home/dashboard.html", view=view)

@@ -1,0 +1,260 @@
+"""Batches over the API: upload, list, detail, and the workflow steps."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import jsonify, request
+from flask_login import current_user
+
+from .. import batch_queries as queries
+from .. import batches as service
+from ..db import get_session
+from ..errors import api_error
+from ..models import BatchState, Environment, Role
+from ..security import role_required
+from . import api
+from .batch_json import detail_json, fail, summary
+from .common import BadInput, json_body
+from .openapi import op, query
+
+MAX_PROBLEMS = 100
+MAX_PER_PAGE = 200
+
+
+def _upload_fields() -> dict:
+    """The multipart form of POST /batches, checked."""
+    form = request.form
+    try:
+        environment_id = int(form.get("environment_id", ""))
+    except ValueError:
+        raise BadInput("Send 'environment_id', the id of the Heap environment.") from None
+    received = form.get("received_on", "").strip()
+    try:
+        received_on = date.fromisoformat(received) if received else None
+    except ValueError:
+        raise BadInput("'received_on' must be a date in the form YYYY-MM-DD.") from None
+    upload = request.files.get("file")
+    if upload is None:
+        raise BadInput("Send the CSV as the multipart field 'file'.")
+    return {
+        "environment_id": environment_id,
+        "received_on": received_on,
+        "reference": form.get("reference"),
+        "filename": upload.filename,
+        "data": upload.read(),  # bounded by MAX_CONTENT_LENGTH
+    }
+
+
+@api.post("/batches")
+@role_required(Role.OFFICER)
+def batches_create():
+    """Upload a CSV (multipart: file, environment_id, received_on?, reference?)."""
+    try:
+        batch, upload = service.create_batch(
+            get_session(), actor=current_user.email, source="api", **_upload_fields()
+        )
+    except BadInput as error:
+        return api_error(400, str(error), "invalid")
+    except service.BatchError as error:
+        return fail(error)
+    problems = [row for row in upload.rows if row.problem]
+    body = summary(batch, 0, get_session().get(Environment, batch.environment_id).name)
+    body["problems"] = [
+        {"row": row.number, "classification": row.classification, "reason": row.problem}
+        for row in problems[:MAX_PROBLEMS]
+    ]
+    body["problems_total"] = len(problems)
+    body["warnings"] = [
+        {"row": row.number, "warning": row.warning} for row in upload.rows if row.warning
+    ][:MAX_PROBLEMS]
+    return jsonify(body), 201
+
+
+@api.get("/batches")
+@role_required(Role.AUDITOR)
+def batches_list():
+    """Batches newest first; filters state and environment_id; page and per_page."""
+    state = request.args.get("state") or None
+    if state and state not in {s.value for s in BatchState}:
+        return api_error(
+            400, f"Unknown state; use one of {', '.join(s.value for s in BatchState)}."
+        )
+    try:
+        environment_id = int(request.args.get("environment_id") or 0) or None
+        page = max(1, int(request.args.get("page", 1)))
+        per_page = min(max(1, int(request.args.get("per_page", 25))), MAX_PER_PAGE)
+    except ValueError:
+        return api_error(400, "'environment_id', 'page' and 'per_page' must be whole numbers.")
+    result = queries.list_batches(
+        get_session(), state=state, environment_id=environment_id, page=page, per_page=per_page
+    )
+    return jsonify(
+        batches=[summary(row.batch, row.complete, row.environment) for row in result.items],
+        page=result.page,
+        pages=result.pages,
+        total=result.total,
+    )
+
+
+@api.get("/batches/<int:batch_id>")
+@role_required(Role.AUDITOR)
+def batches_detail(batch_id: int):
+    """One batch with its progress, deadlines and Heap requests."""
+    try:
+        return jsonify(detail_json(queries.batch_detail(get_session(), batch_id)))
+    except service.BatchError as error:
+        return fail(error)
+
+
+def _step(batch_id: int, run):
+    """Run a workflow step and answer with the batch as it is now."""
+    session = get_session()
+    try:
+        run(session)
+        return jsonify(detail_json(queries.batch_detail(session, batch_id)))
+    except BadInput as error:
+        return api_error(400, str(error), "invalid")
+    except service.BatchError as error:
+        return fail(error)
+
+
+def _optional_body() -> dict:
+    return json_body() if request.get_data() else {}
+
+
+def _text(body: dict, key: str) -> str | None:
+    value = body.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BadInput(f"'{key}' must be a string.")
+    return value
+
+
+@api.post("/batches/<int:batch_id>/approve")
+@role_required(Role.OFFICER)
+def batches_approve(batch_id: int):
+    """Approve (four-eyes: not the uploader); optional {"sha256"} must match the file's."""
+    return _step(
+        batch_id,
+        lambda s: service.approve(
+            s,
+            actor=current_user.email,
+            batch_id=batch_id,
+            sha256=_text(_optional_body(), "sha256"),
+        ),
+    )
+
+
+@api.post("/batches/<int:batch_id>/reject")
+@role_required(Role.OFFICER)
+def batches_reject(batch_id: int):
+    """Reject with {"reason": "..."}."""
+    return _step(
+        batch_id,
+        lambda s: service.reject(
+            s,
+            actor=current_user.email,
+            batch_id=batch_id,
+            reason=_text(_optional_body(), "reason") or "",
+        ),
+    )
+
+
+@api.post("/batches/<int:batch_id>/cancel")
+@role_required(Role.OFFICER)
+def batches_cancel(batch_id: int):
+    """Withdraw before submission."""
+    return _step(batch_id, lambda s: service.cancel(s, actor=current_user.email, batch_id=batch_id))
+
+
+@api.post("/batches/<int:batch_id>/retry")
+@role_required(Role.OFFICER)
+def batches_retry(batch_id: int):
+    """Send a failed or waiting batch again now."""
+    return _step(batch_id, lambda s: service.retry(s, actor=current_user.email, batch_id=batch_id))
+
+
+ID = [{"name": "batch_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+UPLOAD_BODY = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["file", "environment_id"],
+            "properties": {
+                "file": {"type": "string", "format": "binary", "description": "UTF-8 CSV"},
+                "environment_id": {"type": "integer"},
+                "received_on": {"type": "string", "format": "date"},
+                "reference": {"type": "string", "maxLength": 255},
+            },
+        }
+    }
+}
+STEP_ERRORS = {
+    "200": {"description": "The batch as it is now (as GET /batches/{batch_id})"},
+    "404": {"description": "No such batch"},
+    "409": {"description": "Wrong state, or self-approval (code 'self_approval')"},
+}
+
+
+def _json(properties: dict, required: list | None = None) -> dict:
+    schema = {"type": "object", "properties": properties, "required": required or []}
+    return {"application/json": {"schema": schema}}
+
+
+PATHS = {
+    "/batches": {
+        "post": op(
+            "Upload a list of subjects (validated at once; waits for approval)",
+            "officer",
+            body=UPLOAD_BODY,
+            responses={
+                "201": {"description": "id, state, counts, problems (first 100), sha256"},
+                "400": {"description": "The upload was refused as a whole; nothing stored"},
+            },
+        ),
+        "get": op(
+            "List batches, newest first",
+            "auditor",
+            params=[
+                query("state", "Only this state", {"enum": [s.value for s in BatchState]}),
+                query("environment_id", "Only this environment", {"type": "integer"}),
+                query("page", "Page (1-based)", {"type": "integer"}),
+                query("per_page", "Batches a page (≤ 200)", {"type": "integer"}),
+            ],
+        ),
+    },
+    "/batches/{batch_id}": {
+        "get": op(
+            "A batch: state, counts, progress, deadlines, Heap requests",
+            "auditor",
+            params=ID,
+            responses={"200": {"description": "OK"}, "404": {"description": "No such batch"}},
+        )
+    },
+    "/batches/{batch_id}/approve": {
+        "post": op(
+            "Approve (by an officer other than the uploader); queues submission",
+            "officer",
+            params=ID,
+            body=_json({"sha256": {"type": "string", "description": "must match, if given"}}),
+            responses=STEP_ERRORS,
+        )
+    },
+    "/batches/{batch_id}/reject": {
+        "post": op(
+            "Reject with a reason",
+            "officer",
+            params=ID,
+            body=_json({"reason": {"type": "string", "maxLength": 2000}}, ["reason"]),
+            responses=STEP_ERRORS,
+        )
+    },
+    "/batches/{batch_id}/cancel": {
+        "post": op("Cancel before submission", "officer", params=ID, responses=STEP_ERRORS)
+    },
+    "/batches/{batch_id}/retry": {
+        "post": op(
+            "Retry a failed or waiting batch now", "officer", params=ID, responses=STEP_ERRORS
+        )
+    },
+}

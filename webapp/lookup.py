@@ -1,0 +1,86 @@
+"""“Was this person deleted, when, in which batch?” — answered from fingerprints alone.
+
+Lookups never read the encrypted identifiers, so they keep working after the retention purge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from .crypto import subject_fingerprint
+from .heap.errors import HeapValidationError
+from .heap.validation import normalise_user_id, validate_identity
+from .models import Batch, Environment, HeapDeletionId, HeapRequest, Subject
+
+KINDS = ("identity", "user_id")
+
+
+class LookupRefused(ValueError):
+    """The identifier to look up is not usable; the message says why."""
+
+
+@dataclass
+class Hit:
+    """One row that held the subject: its batch, Heap request and every deletion id."""
+
+    subject: Subject
+    batch: Batch
+    environment: str
+    heap_request: HeapRequest | None
+    deletion_ids: list[HeapDeletionId]
+
+
+def fingerprint_for(kind: str, value: str) -> str:
+    """Validate an identifier as an upload would, and fingerprint it."""
+    if kind not in KINDS:
+        raise LookupRefused("Say whether you are looking up an identity or a user_id.")
+    text = (value or "").strip()
+    try:
+        text = str(normalise_user_id(text)) if kind == "user_id" else validate_identity(text)
+    except HeapValidationError as error:
+        raise LookupRefused(f"That {kind} cannot be looked up: {error.reason}.") from None
+    return subject_fingerprint(kind, text)
+
+
+def _hits(session: Session, query) -> list[Hit]:
+    rows = session.exec(
+        query.join(Batch, Batch.id == Subject.batch_id)
+        .join(Environment, Environment.id == Subject.environment_id)
+        .outerjoin(HeapRequest, HeapRequest.id == Subject.heap_request_id)
+        .order_by(Subject.batch_id.desc(), Subject.row_number)
+    ).all()
+    request_ids = [chunk.id for _, _, _, chunk in rows if chunk is not None]
+    ids: dict[int, list[HeapDeletionId]] = {}
+    if request_ids:
+        for row in session.exec(
+            select(HeapDeletionId)
+            .where(HeapDeletionId.heap_request_id.in_(request_ids))
+            .order_by(HeapDeletionId.attempt, HeapDeletionId.id)
+        ):
+            ids.setdefault(row.heap_request_id, []).append(row)
+    return [
+        Hit(subject, batch, env, chunk, ids.get(chunk.id, []) if chunk else [])
+        for subject, batch, env, chunk in rows
+    ]
+
+
+def _select():
+    return select(Subject, Batch, Environment.name, HeapRequest)
+
+
+def lookup(
+    session: Session, *, kind: str, value: str, environment_id: int | None = None
+) -> list[Hit]:
+    """Every row, in every batch (of one environment, if given), that held this subject."""
+    query = _select().where(Subject.fingerprint == fingerprint_for(kind, value))
+    if environment_id:
+        query = query.where(Subject.environment_id == environment_id)
+    return _hits(session, query)
+
+
+def subject_record(session: Session, subject_id: int) -> Hit | None:
+    """One subject row with its batch and Heap request, or None."""
+    hits = _hits(session, _select().where(Subject.id == subject_id))
+    return hits[0] if hits else None

@@ -1,0 +1,128 @@
+"""Forms of the batch and subject pages (Flask-WTF: CSRF on every POST)."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    DateField,
+    HiddenField,
+    RadioField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
+
+from ..batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH, state_label
+from ..models import BatchState
+
+PASTE_KIND_CHOICES = [
+    SelectChoice("identity", "Identities (e-mail addresses or other Heap identities)"),
+    SelectChoice("user_id", "user_ids (Heap's numeric user ids)"),
+]
+STATE_CHOICES = [SelectChoice("", "Any state")] + [
+    SelectChoice(s.value, state_label(s.value).capitalize()) for s in BatchState
+]
+
+
+class UploadForm(FlaskForm):
+    environment_id = SelectField("Heap environment", coerce=int, validators=[InputRequired()])
+    file = FileField(
+        "CSV file",
+        description="UTF-8 CSV with a header line naming user_id and/or identity (or email); "
+        "optional columns received_on (YYYY-MM-DD) and reference. Comma, semicolon or tab.",
+    )
+    pasted = TextAreaField(
+        "…or paste a list",
+        description="One identifier per line. Surrounding spaces are removed; letter case is "
+        "kept (Heap identities are case-sensitive).",
+        render_kw={"rows": 6, "spellcheck": "false", "autocomplete": "off"},
+    )
+    paste_kind = RadioField("The pasted lines are", choices=PASTE_KIND_CHOICES, default="identity")
+    received_on = DateField(
+        "Requests received on",
+        validators=[Optional()],
+        description="When the people's requests arrived (UTC). Rows with their own received_on "
+        "keep theirs. Empty means today. The deadline is one calendar month later.",
+    )
+    reference = StringField(
+        "Reference",
+        validators=[Optional(), Length(max=MAX_REFERENCE_LENGTH)],
+        description="Optional: the ticket or case this list belongs to.",
+    )
+    submit = SubmitField("Upload and validate")
+
+    def validate_pasted(self, field):
+        has_file = bool(self.file.data and getattr(self.file.data, "filename", ""))
+        if has_file and (field.data or "").strip():
+            raise ValidationError("Choose a file or paste a list, not both.")
+        if not has_file and not (field.data or "").strip():
+            raise ValidationError("Choose a CSV file or paste a list.")
+
+
+class ApproveForm(FlaskForm):
+    """Approval carries the SHA-256 the approver saw, so what was checked is what is approved."""
+
+    sha256 = HiddenField()
+    submit = SubmitField("Approve and queue for submission")
+
+
+class RejectForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason for rejecting",
+        validators=[DataRequired(message="Give the reason."), Length(max=MAX_REASON_LENGTH)],
+        description="The uploader sees it. Do not write a person's identifier here.",
+        render_kw={"rows": 3},
+    )
+    submit = SubmitField("Reject")
+
+
+class ExtendForm(FlaskForm):
+    months = RadioField(
+        "Extend by",
+        coerce=int,
+        choices=[SelectChoice(1, "1 month"), SelectChoice(2, "2 months")],
+        default=1,
+        validators=[InputRequired()],
+    )
+    reason = TextAreaField(
+        "Why the extension is necessary",
+        validators=[DataRequired(message="Give the reason."), Length(max=MAX_REASON_LENGTH)],
+        description="Art. 12(3): complexity or number of requests. Do not write the person's "
+        "identifier here.",
+        render_kw={"rows": 3},
+    )
+    subject_informed_on = DateField(
+        "Date the person was told",
+        validators=[InputRequired(message="Give the date the person was told.")],
+        description="Must fall within the first month after the request arrived.",
+    )
+    submit = SubmitField("Extend the deadline")
+
+
+class BatchFilterForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET filter changes nothing
+
+    state = SelectField("State", choices=STATE_CHOICES, validators=[Optional()])
+    environment_id = SelectField("Environment", coerce=str, validators=[Optional()])
+
+
+class LookupForm(FlaskForm):
+    class Meta:
+        csrf = False  # a GET search changes nothing
+
+    environment_id = SelectField("Heap environment", coerce=str, validators=[Optional()])
+    kind = RadioField(
+        "Look up by",
+        choices=[SelectChoice("identity", "Identity"), SelectChoice("user_id", "user_id")],
+        default="identity",
+    )
+    value = StringField(
+        "Identifier",
+        validators=[DataRequired(message="Type the identity or user_id."), Length(max=255)],
+        render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )

@@ -1,0 +1,234 @@
+"""Batch pages: list, upload, the batch (preview, approval, progress) and its workflow buttons."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from .. import batch_pages, batch_queries, deadlines, exports
+from .. import batches as service
+from ..db import get_session
+from ..environments import list_environments
+from ..forms import ActionForm
+from ..models import Role
+from ..security import role_required
+from .batch_forms import ApproveForm, BatchFilterForm, RejectForm, UploadForm
+
+bp = Blueprint("batches", __name__)
+
+BADGES = {
+    "complete": "badge-ok",
+    "valid": "badge-ok",
+    "failed": "badge-bad",
+    "malformed": "badge-bad",
+    "waiting_retry": "badge-warn",
+    "duplicate": "badge-warn",
+    "already_requested": "badge-warn",
+    "overdue": "badge-bad",
+    "due_soon": "badge-warn",
+    "on_track": "badge-ok",
+    "awaiting_approval": "badge-info",
+    "approved": "badge-info",
+    "submitting": "badge-info",
+    "polling": "badge-info",
+    "submitted": "badge-info",
+    "accepted": "badge-info",
+    "sending": "badge-info",
+}
+
+
+@bp.app_template_filter("badge")
+def badge_class(value: str | None) -> str:
+    """The badge colour of a state, classification or urgency."""
+    return BADGES.get(value or "", "")
+
+
+@bp.app_template_filter("label")
+def label(value: str | None) -> str:
+    """A state or classification in words."""
+    return service.state_label(value or "")
+
+
+@bp.app_template_filter("utc")
+def utc(moment: datetime | None) -> str:
+    """A timestamp as the desk shows it: always UTC."""
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+@bp.app_context_processor
+def deadline_helpers() -> dict:
+    return {"days_left": deadlines.days_left, "urgency": deadlines.urgency}
+
+
+def _int_arg(name: str) -> int:
+    return max(1, request.args.get(name, 1, type=int) or 1)
+
+
+@bp.get("/batches")
+@role_required(Role.AUDITOR)
+def index():
+    """Every batch, newest first, filtered by state and environment."""
+    db = get_session()
+    form = BatchFilterForm(request.args)
+    envs = list_environments(db)
+    form.environment_id.choices = [("", "Any environment")] + [(str(e.id), e.name) for e in envs]
+    form.validate()
+    state = form.state.data if not form.state.errors else None
+    env_id = int(form.environment_id.data) if (form.environment_id.data or "").isdigit() else None
+    page = batch_queries.list_batches(db, state=state, environment_id=env_id, page=_int_arg("page"))
+    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    return render_template("batches/index.html", form=form, page=page, args=args)
+
+
+def _upload_environments(form: UploadForm) -> list:
+    envs = [e for e in list_environments(get_session()) if e.main_production]
+    form.environment_id.choices = [(e.id, e.name) for e in envs]
+    return envs
+
+
+@bp.route("/batches/new", methods=["GET", "POST"])
+@role_required(Role.OFFICER)
+def upload():
+    """Upload a CSV file or paste a list; it is validated at once and waits for approval."""
+    form = UploadForm()
+    envs = _upload_environments(form)
+    if form.validate_on_submit():
+        pasted = form.pasted.data if (form.pasted.data or "").strip() else None
+        file = form.file.data if pasted is None else None
+        try:
+            batch, _ = service.create_batch(
+                get_session(),
+                actor=current_user.email,
+                environment_id=form.environment_id.data,
+                # MAX_CONTENT_LENGTH bounds the read; the service names the size if it is too big.
+                data=file.read() if file else None,
+                pasted=pasted,
+                paste_kind=form.paste_kind.data,
+                filename=file.filename if file else None,
+                received_on=form.received_on.data,
+                reference=form.reference.data,
+            )
+        except service.BatchError as error:
+            flash(f"Nothing was stored. {error}", "error")
+        else:
+            flash(
+                f"Batch {batch.id} is validated and stored. Nothing is sent yet: another "
+                "officer or admin must approve it.",
+                "success",
+            )
+            return redirect(url_for("batches.detail", batch_id=batch.id))
+    status = 400 if request.method == "POST" else 200
+    return render_template("batches/new.html", form=form, environments=envs), status
+
+
+@bp.get("/batches/<int:batch_id>")
+@role_required(Role.AUDITOR)
+def detail(batch_id: int):
+    """The batch: preview and approval while it waits, then Heap's progress and its rows."""
+    try:
+        view = batch_pages.batch_page(
+            get_session(),
+            batch_id,
+            page=_int_arg("page"),
+            problems_page=_int_arg("ppage"),
+            search=request.args.get("q", "")[:255],
+        )
+    except service.BatchNotFound:
+        abort(404, f"There is no batch {batch_id}.")
+    return render_template(
+        "batches/detail.html",
+        view=view,
+        batch=view.detail.batch,
+        approve_form=ApproveForm(sha256=view.detail.batch.file_sha256),
+        reject_form=RejectForm(),
+        action=ActionForm(),
+    )
+
+
+@bp.get("/batches/<int:batch_id>/problems.csv")
+@role_required(Role.AUDITOR)
+def problems_csv(batch_id: int):
+    """The batch's problem rows as CSV."""
+    try:
+        service.get_batch(get_session(), batch_id)
+    except service.BatchNotFound:
+        abort(404, f"There is no batch {batch_id}.")
+    app = current_app._get_current_object()
+    return exports.download(
+        batch_pages.problems_csv(app, batch_id),
+        filename=f"batch-{batch_id}-problems.csv",
+        mimetype="text/csv",
+    )
+
+
+def _act(batch_id: int, form, step, done: str):
+    """Run one workflow step from a POSTed form, then go back to the batch page."""
+    if not form.validate_on_submit():
+        for errors in form.errors.values():
+            flash(" ".join(errors), "error")
+        return redirect(url_for("batches.detail", batch_id=batch_id))
+    try:
+        step(get_session())
+    except service.BatchNotFound:
+        abort(404, f"There is no batch {batch_id}.")
+    except service.BatchError as error:
+        flash(str(error), "error")
+    else:
+        flash(done, "success")
+    return redirect(url_for("batches.detail", batch_id=batch_id))
+
+
+@bp.post("/batches/<int:batch_id>/approve")
+@role_required(Role.OFFICER)
+def approve(batch_id: int):
+    """Four-eyes approval: queues the batch for submission to Heap."""
+    form = ApproveForm()
+    return _act(
+        batch_id,
+        form,
+        lambda db: service.approve(
+            db, actor=current_user.email, batch_id=batch_id, sha256=form.sha256.data or None
+        ),
+        f"Batch {batch_id} approved. It is queued: the desk sends it to Heap in the background.",
+    )
+
+
+@bp.post("/batches/<int:batch_id>/reject")
+@role_required(Role.OFFICER)
+def reject(batch_id: int):
+    """Reject the batch with a reason; nothing is sent."""
+    form = RejectForm()
+    return _act(
+        batch_id,
+        form,
+        lambda db: service.reject(
+            db, actor=current_user.email, batch_id=batch_id, reason=form.reason.data
+        ),
+        f"Batch {batch_id} rejected. Nothing was sent to Heap.",
+    )
+
+
+@bp.post("/batches/<int:batch_id>/cancel")
+@role_required(Role.OFFICER)
+def cancel(batch_id: int):
+    """Withdraw the batch before submission."""
+    return _act(
+        batch_id,
+        ActionForm(),
+        lambda db: service.cancel(db, actor=current_user.email, batch_id=batch_id),
+        f"Batch {batch_id} cancelled. Nothing was sent to Heap.",
+    )
+
+
+@bp.post("/batches/<int:batch_id>/retry")
+@role_required(Role.OFFICER)
+def retry(batch_id: int):
+    """Send a failed or waiting batch again now."""
+    return _act(
+        batch_id,
+        ActionForm(),
+        lambda db: service.retry(db, actor=current_user.email, batch_id=batch_id),
+        f"Batch {batch_id} is queued to be sent again.",
+    )
