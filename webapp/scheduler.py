@@ -124,6 +124,12 @@ def release_lease(session: Session, *, holder: str) -> None:
     session.commit()
 
 
+def lease_is_current(session: Session, fencing_token: int) -> bool:
+    """True while `fencing_token` is still the lease's: no other scheduler has taken over."""
+    lease = session.get(SchedulerLease, LEASE_NAME, populate_existing=True)
+    return lease is not None and lease.fencing_token == fencing_token
+
+
 def lease_status(session: Session) -> dict:
     """Who holds the lease and when it last ticked (for /health)."""
     lease = session.get(SchedulerLease, LEASE_NAME)
@@ -157,14 +163,14 @@ class DeskScheduler:
         # A tick interval plus slack: a dead holder is replaced within about one interval.
         return int(self.app.config.get("DESK_LEASE_SECONDS", 60))
 
-    def tick(self, job: Job) -> None:
-        """One run of a job, guarded by the lease."""
+    def tick(self, job: Job) -> bool:
+        """One run of a job, guarded by the lease; True if this process ran it."""
         with self.app.app_context():
             try:
                 with session_scope(write=True, app=self.app) as session:
                     token = acquire_lease(session, holder=self.holder, ttl_seconds=self.lease_ttl())
                 if token is None:
-                    return
+                    return False
                 job.run(self.app, token)
                 with session_scope(write=True, app=self.app) as session:
                     session.exec(
@@ -177,6 +183,8 @@ class DeskScheduler:
                     session.commit()
             except Exception:
                 log.exception("scheduled job %s failed", job.id)
+                return False
+        return True
 
     def start(self) -> None:
         """Add every job and start the background thread."""
@@ -206,6 +214,13 @@ class DeskScheduler:
             release_lease(session, holder=self.holder)
 
 
+def tick_once(app: Flask, *, holder: str | None = None) -> list[str]:
+    """Run every job once under the lease (tests, one-shot runs); return the ids that ran."""
+    load_jobs()
+    runner = DeskScheduler(app, holder=holder)
+    return [job.id for job in JOBS if runner.tick(job)]
+
+
 def load_jobs() -> None:
     """Import the modules that register jobs (kept out of import time of this module)."""
-    from . import heartbeat  # noqa: F401
+    from . import alerts, checkpoints, heartbeat, retention, workflow_jobs  # noqa: F401
