@@ -73,3 +73,19 @@ def test_several_encryption_keys_first_is_current(tmp_path):
     keys = [Fernet.generate_key().decode() for _ in range(2)]
     settings = load_settings(tmp_path, env=_secrets(DESK_ENCRYPTION_KEYS=" , ".join(keys)))
     assert settings["DESK_ENCRYPTION_KEYS"] == keys
+
+
+def test_workflow_settings_from_the_environment(tmp_path):
+    settings = load_settings(
+        tmp_path,
+        env={
+            "DESK_CHUNK_SIZE": "500",
+            "DESK_POLL_CONCURRENCY": "8",
+            "DESK_HEAP_READ_TIMEOUT_SECONDS": "12",
+            "DESK_LEASE_SECONDS": "30",
+        },
+    )
+    assert settings["DESK_CHUNK_SIZE"] == 500 and settings["DESK_POLL_CONCURRENCY"] == 8
+    assert settings["DESK_HEAP_TIMEOUT"] == (5.0, 12.0) and settings["DESK_LEASE_SECONDS"] == 30
+    with pytest.raises(ConfigError, match="at most 10000"):
+        load_settings(tmp_path, env={"DESK_CHUNK_SIZE": "10001"})

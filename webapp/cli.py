@@ -1,4 +1,4 @@
-"""The `desk` command: serve, scheduler, sandbox, db, users, tokens, audit, keys."""
+"""The `desk` command: serve, scheduler, sandbox, db, users, tokens, audit, retention, keys."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 import click
 from flask import Flask
 
-from . import accounts, audit, exports, keys, migrations
+from . import accounts, audit, checkpoints, exports, keys, migrations, retention, signing
 from .config import ConfigError
 from .db import get_engine, session_scope
 
@@ -58,12 +58,17 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
 
 
 @main.command()
-def scheduler() -> None:
+@click.option("--once", is_flag=True, help="Run every job once (if this process gets the lease).")
+def scheduler(once: bool) -> None:
     """Run the scheduler as its own process (one of them works at a time, by lease)."""
-    from .scheduler import DeskScheduler, load_jobs
+    from .scheduler import DeskScheduler, load_jobs, tick_once
 
     app = make_app()
     _require_head(app)
+    if once:
+        ran = tick_once(app)
+        click.echo("ran: " + (", ".join(ran) or "nothing (another scheduler holds the lease)"))
+        return
     load_jobs()
     desk_scheduler = DeskScheduler(app)
     stop = threading.Event()
@@ -180,15 +185,37 @@ def audit_group() -> None:
 
 @audit_group.command("verify")
 def audit_verify() -> None:
-    """Recompute the hash chain; exit 1 naming the first bad seq."""
+    """Recompute the hash chain and check every signed checkpoint; exit 1 naming what is wrong."""
     app = make_app()
     with app.app_context(), session_scope(write=False) as session:
         result = audit.verify(session)
-    if result.ok:
-        click.echo(f"ok: {result.entries} entries, head {result.head}")
-        return
-    click.echo(f"FAILED at seq {result.first_bad_seq}: {result.problem}", err=True)
-    sys.exit(1)
+        signed = checkpoints.verify_checkpoints(session)
+    if not result.ok:
+        click.echo(f"FAILED at seq {result.first_bad_seq}: {result.problem}", err=True)
+    for problem in signed.problems:
+        click.echo(f"FAILED checkpoint: {problem}", err=True)
+    if not (result.ok and signed.ok):
+        sys.exit(1)
+    click.echo(f"ok: {result.entries} entries, head {result.head}")
+    if signed.checkpoints:
+        click.echo(
+            f"ok: {signed.checkpoints} signed checkpoint(s) verify and the chain extends each "
+            f"(key {signed.trusted_key_id})"
+        )
+    else:
+        click.echo("no signed checkpoint yet (`desk audit checkpoint` signs one)")
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's head now with the desk's Ed25519 key."""
+    app = make_app()
+    with app.app_context(), session_scope(write=True) as session:
+        try:
+            row = checkpoints.sign_checkpoint(session, actor="cli")
+        except (signing.SigningKeyError, checkpoints.CheckpointError) as error:
+            raise click.ClickException(str(error)) from None
+    click.echo(f"checkpoint signed: seq {row.seq}, hash {row.hash}, key {row.key_id}")
 
 
 @audit_group.command("export")
@@ -201,6 +228,26 @@ def audit_export(fmt: str, output) -> None:
         chunks = exports.audit_jsonl(app) if fmt == "jsonl" else exports.audit_csv(app)
         for chunk in chunks:
             output.write(chunk)
+
+
+@main.group("retention")
+def retention_group() -> None:
+    """Retention of raw identifiers."""
+
+
+@retention_group.command("purge")
+@click.option("--days", type=click.IntRange(min=1), default=None, help="DESK_RETENTION_DAYS.")
+def retention_purge(days: int | None) -> None:
+    """Purge identifiers kept longer than the retention period after their deletion."""
+    app = make_app()
+    days = days or app.config["DESK_RETENTION_DAYS"]
+    with app.app_context(), session_scope(write=True) as session:
+        result = retention.purge(session, actor="cli", retention_days=days)
+    if not result.purged:
+        click.echo(f"nothing to purge (retention {days} days)")
+        return
+    batches = ", ".join(str(batch_id) for batch_id in result.batch_ids)
+    click.echo(f"purged {result.purged} identifier(s) in batch(es) {batches}")
 
 
 @main.group("keys")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -38,6 +39,14 @@ def _int(env: dict, name: str, default: int, minimum: int = 0) -> int:
     return value
 
 
+def _chunk_size(env: dict) -> int:
+    # Heap accepts at most 10,000 users a deletion request (heap-api.md).
+    size = _int(env, "DESK_CHUNK_SIZE", 10_000, minimum=1)
+    if size > 10_000:
+        raise ConfigError("DESK_CHUNK_SIZE must be at most 10000 (Heap's limit per request).")
+    return size
+
+
 def _bool(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -47,6 +56,72 @@ def _bool(env: dict, name: str, default: bool) -> bool:
     if raw in {"0", "false", "no", "off"}:
         return False
     raise ConfigError(f"{name} must be true or false, not {raw!r}.")
+
+
+# A bare address (no display name): enough to catch typos and header injection.
+_ADDRESS = re.compile(r"[^@\s,;<>\"]+@[^@\s,;<>\".]+(\.[^@\s,;<>\".]+)*")
+
+
+def _address(name: str, raw: str) -> str:
+    if not _ADDRESS.fullmatch(raw):
+        raise ConfigError(f"{name}: {raw!r} is not an e-mail address.")
+    return raw
+
+
+def _alert_settings(env: dict) -> dict:
+    """DESK_SMTP_* and the alert settings; alerts stay off unless a host and recipients are set.
+
+    The password is never part of an error message: it could be echoed into a log.
+    """
+    host = env.get("DESK_SMTP_HOST", "").strip()
+    use_ssl = _bool(env, "DESK_SMTP_SSL", False)
+    starttls = _bool(env, "DESK_SMTP_STARTTLS", not use_ssl)
+    if use_ssl and starttls:
+        raise ConfigError(
+            "Set either DESK_SMTP_SSL (TLS from the start, port 465) or DESK_SMTP_STARTTLS "
+            "(upgrade after connecting, port 587), not both."
+        )
+    port = _int(env, "DESK_SMTP_PORT", 465 if use_ssl else 587, minimum=1)
+    if port > 65535:
+        raise ConfigError("DESK_SMTP_PORT must be a port number (1 to 65535).")
+    username = env.get("DESK_SMTP_USERNAME", "").strip()
+    password = env.get("DESK_SMTP_PASSWORD", "")
+    if bool(username) != bool(password):
+        raise ConfigError("Set DESK_SMTP_USERNAME and DESK_SMTP_PASSWORD together, or neither.")
+    recipients = [
+        _address("DESK_ALERT_RECIPIENTS", r.strip())
+        for r in env.get("DESK_ALERT_RECIPIENTS", "").split(",")
+        if r.strip()
+    ]
+    sender = env.get("DESK_SMTP_FROM", "").strip()
+    if sender:
+        _address("DESK_SMTP_FROM", sender)
+    enabled = bool(host and recipients)
+    if enabled and not sender:
+        raise ConfigError("Set DESK_SMTP_FROM to the address alerts are sent from.")
+    digest_hour = _int(env, "DESK_DIGEST_HOUR_UTC", 7)
+    if digest_hour > 23:
+        raise ConfigError("DESK_DIGEST_HOUR_UTC must be an hour from 0 to 23.")
+    public_url = env.get("DESK_PUBLIC_URL", "").strip().rstrip("/") or "http://127.0.0.1:8000"
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
+        raise ConfigError(
+            "DESK_PUBLIC_URL must be the desk's address as people open it, "
+            "like https://desk.example.org."
+        )
+    return {
+        "DESK_ALERTS_ENABLED": enabled,
+        "DESK_SMTP_HOST": host,
+        "DESK_SMTP_PORT": port,
+        "DESK_SMTP_USERNAME": username,
+        "DESK_SMTP_PASSWORD": password,
+        "DESK_SMTP_STARTTLS": starttls,
+        "DESK_SMTP_SSL": use_ssl,
+        "DESK_SMTP_FROM": sender,
+        "DESK_ALERT_RECIPIENTS": recipients,
+        "DESK_DIGEST_HOUR_UTC": digest_hour,
+        "DESK_ALERT_INTERVAL_SECONDS": _int(env, "DESK_ALERT_INTERVAL_SECONDS", 60, minimum=1),
+        "DESK_PUBLIC_URL": public_url,
+    }
 
 
 def read_secret_file(instance_path: Path, filename: str, make) -> str:
@@ -145,6 +220,15 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
         "DESK_SCHEDULER": scheduler,
         "DESK_RETENTION_DAYS": _int(env, "DESK_RETENTION_DAYS", 30, minimum=1),
         "DESK_HEAP_URL_ALLOWLIST": [h for h in allowlist if h],
+        "DESK_HEAP_TIMEOUT": (
+            float(_int(env, "DESK_HEAP_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)),
+            float(_int(env, "DESK_HEAP_READ_TIMEOUT_SECONDS", 30, minimum=1)),
+        ),
+        "DESK_SUBMIT_INTERVAL_SECONDS": _int(env, "DESK_SUBMIT_INTERVAL_SECONDS", 5, minimum=1),
+        "DESK_CHUNK_SIZE": _chunk_size(env),
+        "DESK_POLL_CONCURRENCY": _int(env, "DESK_POLL_CONCURRENCY", 4, minimum=1),
+        "DESK_STALE_AFTER_DAYS": _int(env, "DESK_STALE_AFTER_DAYS", 30, minimum=1),
+        "DESK_LEASE_SECONDS": _int(env, "DESK_LEASE_SECONDS", 60, minimum=5),
         "DESK_2FA_REQUIRED_ROLES": two_factor_roles,
         "DESK_SESSION_IDLE_MINUTES": _int(env, "DESK_SESSION_IDLE_MINUTES", 30, minimum=1),
         "DESK_SESSION_MAX_HOURS": _int(env, "DESK_SESSION_MAX_HOURS", 12, minimum=1),
@@ -152,4 +236,5 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
         "DESK_PROXY_HOPS": _int(env, "DESK_PROXY_HOPS", 0),
         "SESSION_COOKIE_SECURE": secure_cookies,
         "DESK_HSTS": secure_cookies,
+        **_alert_settings(env),
     }
