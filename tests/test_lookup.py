@@ -112,3 +112,18 @@ def test_subject_page_shows_the_request_and_deadline(
     assert "ada@x.org" in text and "eeee-3333" in text and "2024-02-29" in text
     assert "Heap has completed this deletion." in text
     assert client.get("/subjects/999").status_code == 404
+
+
+def test_lookups_are_audited_by_fingerprint_only(app, client, auth, login_as):
+    from webapp import audit as audit_module
+    from webapp.db import session_scope
+
+    login_as("auditor")
+    client.get("/lookup?kind=identity&value=someone%40example.org&environment_id=")
+    with app.app_context(), session_scope(write=False) as session:
+        entries = [
+            e for e in audit_module.iter_entries(session) if e["action"] == "subject.looked_up"
+        ]
+    assert len(entries) == 1
+    assert entries[0]["details"]["found"] == 0
+    assert "someone@example.org" not in str(entries[0])

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 
 from sqlmodel import Session, select
 
+from . import audit
 from .crypto import subject_fingerprint
+from .db import session_scope
 from .heap.errors import HeapValidationError
 from .heap.validation import normalise_user_id, validate_identity
 from .models import Batch, Environment, HeapDeletionId, HeapRequest, Subject
@@ -71,13 +73,45 @@ def _select():
 
 
 def lookup(
-    session: Session, *, kind: str, value: str, environment_id: int | None = None
+    session: Session,
+    *,
+    kind: str,
+    value: str,
+    environment_id: int | None = None,
+    actor: str | None = None,
 ) -> list[Hit]:
-    """Every row, in every batch (of one environment, if given), that held this subject."""
-    query = _select().where(Subject.fingerprint == fingerprint_for(kind, value))
+    """Every row, in every batch (of one environment, if given), that held this subject.
+
+    With an `actor`, the search itself is audited (by fingerprint): who looked for whom is
+    personal-data processing too.
+    """
+    fingerprint = fingerprint_for(kind, value)
+    query = _select().where(Subject.fingerprint == fingerprint)
     if environment_id:
         query = query.where(Subject.environment_id == environment_id)
-    return _hits(session, query)
+    hits = _hits(session, query)
+    if actor:
+        _audit_lookup(actor, kind, fingerprint, environment_id, len(hits))
+    return hits
+
+
+def _audit_lookup(actor: str, kind: str, fingerprint: str, environment_id, found: int) -> None:
+    # Its own short write transaction: the caller's is a read (lookups are GET requests).
+    with session_scope(write=True) as session:
+        audit.record(
+            session,
+            actor=actor,
+            action="subject.looked_up",
+            target_type="subject_fingerprint",
+            target_id=fingerprint[:16],
+            details={
+                "kind": kind,
+                "fp": fingerprint,
+                "environment_id": environment_id,
+                "found": found,
+            },
+        )
+        session.commit()
 
 
 def subject_record(session: Session, subject_id: int) -> Hit | None:

@@ -68,7 +68,11 @@ def subjects_lookup():
     kind, value = ("identity", identity) if identity is not None else ("user_id", user_id)
     try:
         hits = lookup.lookup(
-            get_session(), kind=kind, value=value, environment_id=int(raw_env) if raw_env else None
+            get_session(),
+            kind=kind,
+            value=value,
+            environment_id=int(raw_env) if raw_env else None,
+            actor=current_user.email,
         )
     except lookup.LookupRefused as error:
         return api_error(400, str(error), "invalid")

@@ -34,6 +34,7 @@ def lookup_page():
                 kind=form.kind.data,
                 value=form.value.data,
                 environment_id=int(env) if (env or "").isdigit() else None,
+                actor=current_user.email,
             )
         except lookup.LookupRefused as error:
             form.value.errors.append(str(error))
