@@ -21,6 +21,10 @@ class DeskServer(BaseApplication):
     def load_config(self) -> None:
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        # gunicorn ≥ 24 opens a control socket at a per-user path that several `desk serve`
+        # instances would share; the desk does not use it.
+        if "control_socket_disable" in self.cfg.settings:
+            self.cfg.set("control_socket_disable", True)
 
     def load(self) -> Flask:
         return self.application

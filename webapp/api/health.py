@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from flask import current_app, jsonify
 from sqlalchemy import text
+from sqlmodel import Session, select
 
 from .. import migrations
 from ..db import get_engine, session_scope
+from ..models import ChunkState, HeapRequest, utcnow
 from ..scheduler import lease_status
 from . import api
 from .openapi import op
@@ -33,13 +36,36 @@ def health():
     scheduler = {}
     if database["ok"]:
         with session_scope(write=False) as session:
-            scheduler = lease_status(session)
+            scheduler = {**lease_status(session), **polling_status(session)}
     body = {
         "status": "ok" if database["ok"] and database.get("at_head") else "degraded",
         "database": database,
         "scheduler": {"mode": current_app.config["DESK_SCHEDULER"], **scheduler},
     }
     return jsonify(body), 200 if database["ok"] else 503
+
+
+# A request is open until Heap completes it or refuses it for good.
+OPEN_CHUNK_STATES = [
+    s.value for s in ChunkState if s not in {ChunkState.COMPLETE, ChunkState.FAILED}
+]
+
+
+def polling_status(session: Session) -> dict:
+    """When Heap was last polled (a stalled poller shows as a growing age) and what is open."""
+    last_polled, open_count = session.exec(
+        select(
+            sa.func.max(HeapRequest.last_polled_at),
+            sa.func.count().filter(HeapRequest.state.in_(OPEN_CHUNK_STATES)),
+        ).select_from(HeapRequest)
+    ).one()
+    return {
+        "last_poll_at": last_polled.isoformat() if last_polled else None,
+        "last_poll_age_seconds": (
+            round((utcnow() - last_polled).total_seconds(), 1) if last_polled else None
+        ),
+        "open_heap_requests": open_count,
+    }
 
 
 PATHS = {
