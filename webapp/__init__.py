@@ -6,12 +6,23 @@ from pathlib import Path
 
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from . import db, errors, navigation, security
 from .config import load_settings
 from .extensions import csrf
 
 ROOT = Path(__file__).resolve().parent.parent
+# Ids are INTEGER columns (int4 on PostgreSQL): a larger number in a URL would overflow the driver.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<int:…>` within the ids' range: a larger number matches no route (404), never a 500."""
+
+    def __init__(self, map, *args, **kwargs) -> None:  # noqa: A002 - werkzeug's name
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -22,6 +33,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         template_folder=str(ROOT / "templates"),
         static_folder=str(ROOT / "static"),
     )
+    app.url_map.converters["int"] = IdConverter
     app.config.update(load_settings(Path(app.instance_path)))
     app.config.update(
         SESSION_COOKIE_HTTPONLY=True,

@@ -13,7 +13,7 @@ from . import audit
 from .db import session_scope
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-AUDIT_CSV_COLUMNS = list(audit.ENTRY_FIELDS) + ["hash"]
+AUDIT_CSV_COLUMNS = list(audit.ROW_FIELDS)
 
 
 def csv_safe(value) -> str:
@@ -39,8 +39,8 @@ def csv_lines(header: list[str], rows: Iterable[Iterable]) -> Iterator[str]:
 def audit_jsonl(app, **filters) -> Iterator[str]:
     """The audit trail as JSON Lines in DESIGN.md's format, one entry per line."""
     with session_scope(write=False, app=app) as session:
-        for entry in audit.iter_entries(session, **filters):
-            yield audit.canonical_json(entry) + "\n"
+        for row in audit.iter_rows(session, batch_size=2000, **filters):
+            yield audit.row_json(row) + "\n"
 
 
 def audit_csv(app, **filters) -> Iterator[str]:
@@ -48,9 +48,8 @@ def audit_csv(app, **filters) -> Iterator[str]:
 
     def rows():
         with session_scope(write=False, app=app) as session:
-            for entry in audit.iter_entries(session, **filters):
-                entry["details"] = audit.canonical_json(entry["details"])
-                yield [entry[column] for column in AUDIT_CSV_COLUMNS]
+            # Stored rows are in AUDIT_CSV_COLUMNS order, details already canonical JSON.
+            yield from audit.iter_rows(session, batch_size=2000, **filters)
 
     return csv_lines(AUDIT_CSV_COLUMNS, rows())
 

@@ -378,3 +378,147 @@ class HeapDeletionId(SQLModel, table=True):
     accepted_at: datetime = Field(sa_column=at_column(nullable=False))
     last_polled_at: datetime | None = Field(default=None, sa_column=at_column())
     completed_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+# --- corrections --------------------------------------------------------------------------
+
+
+class CorrectionOperation(enum.StrEnum):
+    """The Heap write operations an officer can make by hand."""
+
+    IDENTIFY = "identify"
+    USER_PROPERTIES = "user_properties"
+    USER_PROPERTIES_BULK = "user_properties_bulk"
+    ACCOUNT_PROPERTIES = "account_properties"
+    ACCOUNT_PROPERTIES_BULK = "account_properties_bulk"
+    LINK_ACCOUNT = "link_account"
+    TRACK = "track"
+    TRACK_WITH_USER_PROPERTIES = "track_with_user_properties"
+    TRACK_BULK = "track_bulk"
+
+
+class CorrectionState(enum.StrEnum):
+    """Where a correction stands; `sending` is committed before the first Heap call."""
+
+    SENDING = "sending"  # found so long after it began: the desk stopped mid-way (retry it)
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # some calls accepted, some not
+    FAILED = "failed"
+
+
+class CallState(enum.StrEnum):
+    """One Heap call of a correction."""
+
+    PENDING = "pending"  # not sent yet (or skipped after an earlier call failed)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class Correction(SQLModel, table=True):
+    """A hand-made Heap write: the desk's record is the only history Heap keeps of it."""
+
+    __tablename__ = "corrections"
+    __table_args__ = (
+        sa.Index("ix_corrections_env_identity_fp", "environment_id", "identity_fingerprint"),
+        sa.Index("ix_corrections_env_user_id_fp", "environment_id", "user_id_fingerprint"),
+        sa.Index("ix_corrections_operation_id", "operation", "id"),
+        sa.Index("ix_corrections_actor_id", "actor", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    environment_id: int = Field(foreign_key="environments.id", index=True)
+    operation: str = Field(max_length=32)
+    state: str = Field(default=CorrectionState.SENDING.value, max_length=16)
+    actor: str = Field(max_length=254)
+    item_count: int = Field(default=1)
+    call_count: int = Field(default=1)
+    # Single-person operations keep the fingerprints queryable (identify warnings, lookups);
+    # every operation lists all its subjects' fingerprints in subject_fingerprints (JSON).
+    identity_fingerprint: str | None = Field(default=None, max_length=64)
+    user_id_fingerprint: str | None = Field(default=None, max_length=64)
+    subject_fingerprints: str = Field(default="[]", sa_column=sa.Column(sa.Text(), nullable=False))
+    warnings: str = Field(default="[]", sa_column=sa.Column(sa.Text(), nullable=False))
+    warnings_confirmed: bool = Field(default=False)
+    override_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    guarded_count: int = Field(default=0)
+    heap_status: int | None = Field(default=None)
+    heap_message: str | None = Field(default=None, max_length=500)
+    attempts: int = Field(default=1)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    started_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    completed_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+class CorrectionCall(SQLModel, table=True):
+    """One HTTP call of a correction: the exact body sent (encrypted) and Heap's answer."""
+
+    __tablename__ = "correction_calls"
+    __table_args__ = (sa.UniqueConstraint("correction_id", "position"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The unique (correction_id, position) constraint's index serves lookups by correction.
+    correction_id: int = Field(foreign_key="corrections.id")
+    position: int
+    operation: str = Field(max_length=40)
+    url: str = Field(max_length=500)
+    item_count: int = Field(default=1)
+    body_encrypted: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    body_sha256: str = Field(max_length=64)
+    state: str = Field(default=CallState.PENDING.value, max_length=16)
+    heap_status: int | None = Field(default=None)
+    heap_message: str | None = Field(default=None, max_length=500)
+    attempts: int = Field(default=0)
+    sent_at: datetime | None = Field(default=None, sa_column=at_column())
+    completed_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+# --- two-factor ---
+
+
+class UserTotp(SQLModel, table=True):
+    """A person's TOTP authenticator (RFC 6238): the secret encrypted, and the last step used."""
+
+    __tablename__ = "user_totp"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    secret_encrypted: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    # None while enrolment waits for its first code; set once the person proved the app works.
+    confirmed_at: datetime | None = Field(default=None, sa_column=at_column())
+    # The time-step of the last accepted code: a code is usable once (replay refusal).
+    last_used_step: int | None = Field(default=None, sa_column=sa.Column(sa.BigInteger()))
+
+
+class RecoveryCode(SQLModel, table=True):
+    """A single-use recovery code, stored only as its keyed SHA-256 (HMAC) fingerprint."""
+
+    __tablename__ = "recovery_codes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    code_hash: str = Field(max_length=64)
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    used_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+# --- evidence -----------------------------------------------------------------------------
+
+
+class AuditCheckpoint(SQLModel, table=True):
+    """A signed statement that the audit chain had head `hash` at `seq` (Ed25519)."""
+
+    __tablename__ = "audit_checkpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    seq: int = Field(sa_column_kwargs={"unique": True})
+    hash: str = Field(max_length=64)
+    # The exact ISO 8601 text that was signed, like AuditEntry.at.
+    at: str = Field(max_length=32)
+    signature: str = Field(max_length=128)  # hex of the 64-byte Ed25519 signature
+    key_id: str = Field(max_length=64)  # SHA-256 of the raw public key, hex
+    public_key: str = Field(max_length=64)  # the raw 32-byte public key, hex
+    actor: str = Field(max_length=254)
+
+
+# The retention purge looks for subjects completed before a cutoff.
+sa.Index("ix_subjects_completed_at", Subject.__table__.c.completed_at)

@@ -23,9 +23,10 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("Batches", "batches.index", Role.AUDITOR),
     NavItem("Lookup", "subjects.lookup", Role.AUDITOR),
-    NavItem("Corrections", "corrections.index", Role.OFFICER),
+    NavItem("Corrections", "corrections.index", Role.AUDITOR),
     NavItem("Environments", "environments.index", Role.AUDITOR),
     NavItem("Audit trail", "audit.index", Role.AUDITOR),
+    NavItem("Checkpoints", "evidence.checkpoint_list", Role.AUDITOR),
     NavItem("Accounts", "admin.users", Role.ADMIN),
     NavItem("Sign-in security", "admin.security", Role.ADMIN),
 ]
