@@ -207,6 +207,17 @@ def test_truncation_past_a_checkpoint_is_caught(chain, runner):
     assert result.exit_code == 1 and f"checkpoint at seq {row.seq}" in result.output
 
 
+def test_api_verify_reports_a_truncation_past_a_checkpoint(chain, client, api_token):
+    app = chain
+    headers = {"Authorization": f"Bearer {api_token('auditor')}"}
+    row = sign(app)
+    assert client.get("/api/v1/audit/verify", headers=headers).json["checkpoints"]["ok"]
+    tamper(app, f"DELETE FROM audit_entries WHERE seq >= {row.seq - 2}")
+    body = client.get("/api/v1/audit/verify", headers=headers).json
+    assert body["ok"] is False and body["checkpoints"]["count"] == 1
+    assert any("truncated" in problem for problem in body["checkpoints"]["problems"])
+
+
 def test_a_rewrite_with_recomputed_hashes_is_caught(chain):
     app = chain
     sign(app)

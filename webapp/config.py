@@ -229,6 +229,8 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
         "DESK_POLL_CONCURRENCY": _int(env, "DESK_POLL_CONCURRENCY", 4, minimum=1),
         "DESK_STALE_AFTER_DAYS": _int(env, "DESK_STALE_AFTER_DAYS", 30, minimum=1),
         "DESK_LEASE_SECONDS": _int(env, "DESK_LEASE_SECONDS", 60, minimum=5),
+        "DESK_CHECKPOINT_EVERY_SECONDS": _int(env, "DESK_CHECKPOINT_EVERY_SECONDS", 86400, 60),
+        "DESK_EVIDENCE_TICK_SECONDS": _int(env, "DESK_EVIDENCE_TICK_SECONDS", 3600, minimum=10),
         "DESK_2FA_REQUIRED_ROLES": two_factor_roles,
         "DESK_SESSION_IDLE_MINUTES": _int(env, "DESK_SESSION_IDLE_MINUTES", 30, minimum=1),
         "DESK_SESSION_MAX_HOURS": _int(env, "DESK_SESSION_MAX_HOURS", 12, minimum=1),

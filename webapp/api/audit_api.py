@@ -7,12 +7,13 @@ from datetime import datetime
 from flask import current_app, jsonify, request
 from sqlmodel import select
 
-from .. import audit, exports
+from .. import audit, checkpoints, exports
 from ..db import get_session, session_scope
 from ..errors import api_error
 from ..models import AuditEntry, Role
 from ..security import role_required
 from . import api
+from .common import whole_number
 from .openapi import op, query
 
 MAX_LIMIT = 1000
@@ -27,7 +28,12 @@ def _filters() -> dict:
     for key in ("since", "until"):
         raw = request.args.get(key)
         if raw:
-            moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            try:
+                moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"'{key}' must be an ISO 8601 time with a zone, e.g. 2026-01-31T00:00:00Z"
+                ) from None
             if moment.tzinfo is None:
                 raise ValueError(f"'{key}' needs a time zone, e.g. 2026-01-31T00:00:00Z")
             filters[key] = moment
@@ -40,12 +46,12 @@ def audit_list():
     """Entries in seq order: `after` (seq) and `limit` (≤ 1000) page through them."""
     try:
         filters = _filters()
-        after = int(request.args.get("after", 0))
-        limit = min(int(request.args.get("limit", 100)), MAX_LIMIT)
-    except ValueError as error:
+        after = whole_number("after", 0)
+        limit = min(whole_number("limit", 100, minimum=1), MAX_LIMIT)
+    except ValueError as error:  # BadInput included
         return api_error(400, f"Bad query: {error}")
     query = audit.filtered(select(AuditEntry), **filters).where(AuditEntry.seq > after)
-    rows = get_session().exec(query.order_by(AuditEntry.seq).limit(max(limit, 1))).all()
+    rows = get_session().exec(query.order_by(AuditEntry.seq).limit(limit)).all()
     entries = [audit.entry_dict(row) for row in rows]
     next_after = entries[-1]["seq"] if len(entries) == limit else None
     return jsonify(entries=entries, next_after=next_after)
@@ -54,10 +60,19 @@ def audit_list():
 @api.get("/audit/verify")
 @role_required(Role.AUDITOR)
 def audit_verify():
-    """Recompute the chain: ok, entries, head, first bad seq."""
+    """Recompute the chain and check the signed checkpoints: ok, entries, head, first bad seq."""
     with session_scope(write=False) as session:
         result = audit.verify(session)
-    return jsonify(result.as_dict())
+        signed = checkpoints.verify_checkpoints(session)
+    body = result.as_dict()
+    body["ok"] = result.ok and signed.ok
+    body["checkpoints"] = {
+        "count": signed.checkpoints,
+        "key_id": signed.trusted_key_id,
+        "ok": signed.ok,
+        "problems": signed.problems,
+    }
+    return jsonify(body)
 
 
 @api.get("/audit/export.jsonl")

@@ -8,7 +8,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlmodel import select
 
-from .. import audit, exports
+from .. import audit, checkpoints, exports
 from ..db import get_session, session_scope
 from ..forms import ActionForm, AuditFilterForm
 from ..models import AuditEntry, Role
@@ -71,18 +71,21 @@ def verify():
         return redirect(url_for("audit.index"))
     with session_scope(write=False) as session:
         result = audit.verify(session)
+        signed = checkpoints.verify_checkpoints(session)
     current_app.logger.info("audit verification by user %s: ok=%s", current_user.id, result.ok)
     if result.ok:
+        head = result.head[:16]
+        flash(f"The audit trail verifies: {result.entries} entries, head {head}…", "success")
+    else:
+        problem = f"{result.problem} (first bad seq {result.first_bad_seq})"
+        flash(f"The audit trail does NOT verify: {problem}.", "error")
+    if signed.checkpoints and signed.ok:
         flash(
-            f"The audit trail verifies: {result.entries} entries, head {result.head[:16]}…",
+            f"{signed.checkpoints} signed checkpoint(s) verify and the chain extends each.",
             "success",
         )
-    else:
-        flash(
-            f"The audit trail does NOT verify: {result.problem} (first bad seq "
-            f"{result.first_bad_seq}).",
-            "error",
-        )
+    for problem in signed.problems:
+        flash(f"Signed checkpoint problem: {problem}", "error")
     return redirect(url_for("audit.index"))
 
 
