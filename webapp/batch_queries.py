@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from . import deadlines
 from .batches import BatchNotFound
 from .crypto import DecryptionError, decrypt, subject_fingerprint
+from .deletion_requests import requests_with_ids
 from .heap.validation import MAX_USER_ID
 from .models import (
     Batch,
@@ -145,20 +146,10 @@ class BatchDetail:
 
 
 def _requests(session: Session, batch_id: int) -> list[RequestView]:
-    chunks = session.exec(
-        select(HeapRequest)
-        .where(HeapRequest.batch_id == batch_id)
-        .order_by(HeapRequest.chunk_index)
-    ).all()
-    ids: dict[int, list[HeapDeletionId]] = {chunk.id: [] for chunk in chunks}
-    if chunks:
-        for row in session.exec(
-            select(HeapDeletionId)
-            .where(HeapDeletionId.heap_request_id.in_(list(ids)))
-            .order_by(HeapDeletionId.attempt, HeapDeletionId.id)
-        ):
-            ids[row.heap_request_id].append(row)
-    return [RequestView(request=chunk, deletion_ids=ids[chunk.id]) for chunk in chunks]
+    return [
+        RequestView(request=chunk, deletion_ids=ids)
+        for chunk, ids in requests_with_ids(session, batch_id)
+    ]
 
 
 def batch_detail(session: Session, batch_id: int) -> BatchDetail:

@@ -19,7 +19,16 @@ from sqlmodel import Session, select
 from . import audit
 from .crypto import DecryptionError, decrypt
 from .heap.validation import MAX_DELETION_USERS, validate_deletion_users
-from .models import Batch, BatchState, ChunkState, HeapRequest, RowClass, Subject, SubjectState
+from .models import (
+    Batch,
+    BatchState,
+    ChunkState,
+    HeapDeletionId,
+    HeapRequest,
+    RowClass,
+    Subject,
+    SubjectState,
+)
 
 SYSTEM = audit.SYSTEM_ACTOR
 
@@ -281,3 +290,32 @@ def settle_batch(
 def format_retry_time(when: datetime, now: datetime) -> str:
     """'14:05 UTC' today, '2025-03-02 14:05 UTC' on another day."""
     return f"{when:%H:%M} UTC" if when.date() == now.date() else f"{when:%Y-%m-%d %H:%M} UTC"
+
+
+def deletion_ids_by_request(
+    session: Session, request_ids: list[int]
+) -> dict[int, list[HeapDeletionId]]:
+    """Every deletion id Heap returned for these requests, oldest attempt first."""
+    found: dict[int, list[HeapDeletionId]] = {request_id: [] for request_id in request_ids}
+    if request_ids:
+        query = (
+            select(HeapDeletionId)
+            .where(HeapDeletionId.heap_request_id.in_(request_ids))
+            .order_by(HeapDeletionId.attempt, HeapDeletionId.id)
+        )
+        for row in session.exec(query):
+            found[row.heap_request_id].append(row)
+    return found
+
+
+def requests_with_ids(
+    session: Session, batch_id: int
+) -> list[tuple[HeapRequest, list[HeapDeletionId]]]:
+    """A batch's Heap requests in chunk order, each with all its deletion ids."""
+    chunks = session.exec(
+        select(HeapRequest)
+        .where(HeapRequest.batch_id == batch_id)
+        .order_by(HeapRequest.chunk_index)
+    ).all()
+    ids = deletion_ids_by_request(session, [chunk.id for chunk in chunks])
+    return [(chunk, ids[chunk.id]) for chunk in chunks]

@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from . import deadlines
 from .batches import BatchNotFound
 from .crypto import DecryptionError, decrypt
+from .deletion_requests import requests_with_ids
 from .evidence_chain import ChainFacts, batch_entries, chain_facts, chain_head
 from .models import (
     Batch,
@@ -149,20 +150,7 @@ def identifier(subject: Subject, *, masked: bool = False) -> str | None:
 
 def requests_of(session: Session, batch_id: int) -> list[RequestFact]:
     """The batch's Heap requests in chunk order, each with all its deletion ids."""
-    chunks = session.exec(
-        select(HeapRequest)
-        .where(HeapRequest.batch_id == batch_id)
-        .order_by(HeapRequest.chunk_index)
-    ).all()
-    ids: dict[int, list[HeapDeletionId]] = {chunk.id: [] for chunk in chunks}
-    if ids:
-        for row in session.exec(
-            select(HeapDeletionId)
-            .where(HeapDeletionId.heap_request_id.in_(list(ids)))
-            .order_by(HeapDeletionId.attempt, HeapDeletionId.id)
-        ):
-            ids[row.heap_request_id].append(row)
-    return [RequestFact(chunk, ids[chunk.id]) for chunk in chunks]
+    return [RequestFact(chunk, ids) for chunk, ids in requests_with_ids(session, batch_id)]
 
 
 def _counts(session: Session, batch: Batch) -> dict[str, int]:

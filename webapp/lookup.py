@@ -12,6 +12,7 @@ from sqlmodel import Session, select
 from . import audit
 from .crypto import subject_fingerprint
 from .db import session_scope
+from .deletion_requests import deletion_ids_by_request
 from .heap.errors import HeapValidationError
 from .heap.validation import normalise_user_id, validate_identity
 from .models import Batch, Environment, HeapDeletionId, HeapRequest, Subject
@@ -53,15 +54,7 @@ def _hits(session: Session, query) -> list[Hit]:
         .outerjoin(HeapRequest, HeapRequest.id == Subject.heap_request_id)
         .order_by(Subject.batch_id.desc(), Subject.row_number)
     ).all()
-    request_ids = [chunk.id for _, _, _, chunk in rows if chunk is not None]
-    ids: dict[int, list[HeapDeletionId]] = {}
-    if request_ids:
-        for row in session.exec(
-            select(HeapDeletionId)
-            .where(HeapDeletionId.heap_request_id.in_(request_ids))
-            .order_by(HeapDeletionId.attempt, HeapDeletionId.id)
-        ):
-            ids.setdefault(row.heap_request_id, []).append(row)
+    ids = deletion_ids_by_request(session, [c.id for _, _, _, c in rows if c is not None])
     return [
         Hit(subject, batch, env, chunk, ids.get(chunk.id, []) if chunk else [])
         for subject, batch, env, chunk in rows
