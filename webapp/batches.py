@@ -81,7 +81,9 @@ def _display_filename(filename: str | None) -> str | None:
     """The file's own name, without any client-side folders."""
     if not filename:
         return None
-    name = PureWindowsPath(PurePosixPath(filename).name).name.strip()
+    name = PureWindowsPath(PurePosixPath(filename).name).name
+    # Control characters (a NUL cannot even be stored on PostgreSQL) are no part of a name.
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
     return name[:255] or None
 
 

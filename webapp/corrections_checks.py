@@ -6,6 +6,7 @@ sentences an officer reads, and collects every problem instead of stopping at th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,9 @@ from .heap import HeapValidationError, PreparedCall, email_key_warnings
 from .heap import validation as rules
 
 MAX_PROBLEMS = 20
+# As in uploads (intake_rows): a line break, tab or other control character in an identity or
+# a name is a data error, and Heap would keep it as part of the value.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _FIELD_WORDS = {"identity", "user_id", "event", "timestamp", "account_id", "properties"}
 
 
@@ -103,14 +107,38 @@ def fields_of(data: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
     return {key: value for key, value in data.items() if value is not None and value != ""}
 
 
+def no_control(check: Checker, value: Any, what: str, row: int | None = None) -> bool:
+    """Note a problem if text that names something (identity, event, property) has control
+    characters; True if it has none."""
+    if isinstance(value, str) and _CONTROL.search(value):
+        where = f"Row {row}: the" if row is not None else "The"
+        check.add(f"{where} {what} contains control characters (a line break, tab or NUL).")
+        return False
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def properties_of(check: Checker, value: Any, *, row: int | None, required: bool = True) -> dict:
     """Check properties, with a plain message for Heap's forbidden `id` key."""
     if isinstance(value, Mapping):
-        for key in value:
+        unfit = [key for key in value if not no_control(check, key, "property name", row)]
+        if unfit:
+            return {}
+        where = f"Row {row}: property" if row is not None else "Property"
+        for key, item in value.items():
             if isinstance(key, str) and key.strip().casefold() == "id":
-                where = f"Row {row}: property" if row is not None else "Property"
                 check.add(
                     f"{where} “{key}” cannot be sent: Heap reserves the name “id” in any casing."
+                )
+                return {}
+            if _is_int(item) and abs(item) > rules.MAX_USER_ID:
+                # Heap keeps numbers as doubles: a larger whole number would silently change.
+                check.add(
+                    f"{where} “{str(key)[:40]}” is a whole number beyond ±2^53-1, which Heap "
+                    "cannot keep exactly: send it as text."
                 )
                 return {}
     return check(rules.validate_properties, value, row=row, required=required) or {}
@@ -126,5 +154,7 @@ def identity_of(check: Checker, value: Any, row: int | None = None) -> str | Non
     """A checked identity, or None with the problem noted (missing, not text, too long)."""
     if value is None:
         check.add(f"Row {row}: the identity is missing." if row else "Enter the identity.")
+        return None
+    if not no_control(check, value, "identity", row):
         return None
     return check(rules.validate_identity, value, row=row)

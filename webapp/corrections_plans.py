@@ -23,6 +23,7 @@ from .corrections_checks import (
     email_notices,
     fields_of,
     identity_of,
+    no_control,
     properties_of,
 )
 from .heap import HeapClient
@@ -76,6 +77,7 @@ def _account_properties(client: HeapClient, data: Mapping[str, Any], **_: Any) -
     if "account_id" not in fields:
         check.add("Enter the account_id.")
     account_id = check(rules.validate_account_id, fields.get("account_id", ""))
+    no_control(check, account_id, "account_id")
     properties = properties_of(check, fields.get("properties"), row=None)
     check.done()
     call = client.build_request(
@@ -99,6 +101,7 @@ def _link_account(
     if "account_id" not in fields:
         check.add("Enter the account_id to link the user to.")
     account_id = check(rules.validate_account_id, fields.get("account_id", ""))
+    no_control(check, account_id, "account_id")
     check.done()
     properties = {account_property: account_id}
     call = client.build_request("add_user_properties", identity=identity, properties=properties)
@@ -111,6 +114,8 @@ def _eventfields_of(check: Checker, item: Mapping[str, Any], row: int | None) ->
     if has_identity == has_user_id:
         where = f"Row {row}: give" if row else "Give"
         check.add(f"{where} exactly one of identity or user_id (not both, not neither).")
+    no_control(check, item.get("identity"), "identity", row)
+    no_control(check, item.get("event"), "event name", row)
     event = {key: item.get(key) for key in rules.TRACK_FIELDS if item.get(key) is not None}
     if "properties" in event:
         event["properties"] = properties_of(check, event["properties"], row=row, required=False)
@@ -197,6 +202,7 @@ def _bulk_accounts(client: HeapClient, data: Mapping[str, Any]) -> Plan:
             check.add(f"Row {row}: the account_id is missing.")
         else:
             check(rules.validate_account_id, item["account_id"], row=row)
+            no_control(check, item["account_id"], "account_id", row)
         properties_of(check, item.get("properties"), row=row)
     check.done()
     calls = _chunked_calls(client, "bulk_add_account_properties", "accounts", items)

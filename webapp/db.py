@@ -40,14 +40,25 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine for a database URL (no connection is opened here)."""
+    """Create the engine for a database URL (no connection is opened here).
+
+    hide_parameters: bound values (an e-mail typed at sign-in, or a password typed into the
+    e-mail box) stay out of SQLAlchemy's statement log and of database errors' messages.
+    """
     if url.startswith("sqlite"):
         # NullPool: each session gets its own connection; SQLite connections are cheap and
         # this keeps threads (scheduler, workers) from sharing one.
-        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+        engine = create_engine(
+            url,
+            poolclass=NullPool,
+            connect_args={"check_same_thread": False},
+            hide_parameters=True,
+        )
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=10, hide_parameters=True
+    )
 
 
 def is_sqlite(engine: Engine) -> bool:

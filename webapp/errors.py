@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -30,7 +30,6 @@ MESSAGES = {
     401: "Sign in, or send a valid API token as 'Authorization: Bearer <token>'.",
     403: "Your role does not allow this.",
     404: "There is nothing here.",
-    413: "The upload is larger than the desk accepts.",
 }
 
 
@@ -46,10 +45,22 @@ def _render(status: int, message: str):
     return render_template(template, status=status, message=message), status
 
 
+def _too_large() -> str:
+    """The 413 message, naming the limit so the person knows how far to split the file."""
+    limit = current_app.config["DESK_UPLOAD_MAX_BYTES"]
+    size = f"{round(limit / 1_048_576, 1):g} MB" if limit >= 1_048_576 else f"{limit // 1024} KB"
+    return (
+        f"The upload is larger than the desk accepts: at most {size} per file or form. "
+        "Split the list into smaller files and upload each."
+    )
+
+
 def handle_http_error(error: HTTPException):
     """Every HTTP error as a page or JSON, with a plain message."""
     status = error.code or 500
-    message = MESSAGES.get(status) if error.description == type(error).description else None
+    message = None
+    if error.description == type(error).description:  # werkzeug's generic text: say more
+        message = _too_large() if status == 413 else MESSAGES.get(status)
     return _render(status, message or error.description)
 
 

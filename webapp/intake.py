@@ -34,6 +34,9 @@ HEADER_ALIASES = {
     "reference": "reference",
 }
 COLUMNS = ("user_id", "identity", "received_on", "reference")
+# Other columns are ignored; the officer is told which (a few, briefly: any header will do).
+MAX_IGNORED_NAMED = 10
+MAX_COLUMN_NAME = 60
 PASTE_KINDS = ("identity", "user_id")
 
 
@@ -109,6 +112,23 @@ def _delimiter(text: str, header_line: str) -> str:
     return best if counts[best] else NO_DELIMITER
 
 
+# The csv module's words for what is wrong, in an officer's words (the row is not quoted).
+CSV_PROBLEMS = (
+    ("unexpected end of data", 'a value opens with a quote (") that is never closed'),
+    ("field larger than field limit", "a value is longer than {limit:,} characters"),
+    ("expected after", 'a closing quote (") is followed by more text in the same value'),
+)
+
+
+def _csv_problem(error: csv.Error) -> str:
+    """The csv module's error in plain words (its own text when it is not a known one)."""
+    text = str(error)
+    for needle, words in CSV_PROBLEMS:
+        if needle in text:
+            return words.format(limit=csv.field_size_limit())
+    return text
+
+
 def _columns(names: list[str]) -> tuple[dict[str, int], list[str]]:
     """Map recognised columns to their positions; refuse ambiguous or missing ones."""
     positions: dict[str, int] = {}
@@ -116,8 +136,8 @@ def _columns(names: list[str]) -> tuple[dict[str, int], list[str]]:
     for index, name in enumerate(names):
         key = HEADER_ALIASES.get(name.strip().lower())
         if key is None:
-            if name.strip():
-                ignored.append(name.strip())
+            if name.strip() and len(ignored) < MAX_IGNORED_NAMED:
+                ignored.append(name.strip()[:MAX_COLUMN_NAME])
             continue
         if key in positions:
             raise UploadRefused(
@@ -126,6 +146,13 @@ def _columns(names: list[str]) -> tuple[dict[str, int], list[str]]:
             )
         positions[key] = index
     if "user_id" not in positions and "identity" not in positions:
+        piped = names[0].split("|") if len(names) == 1 else []
+        if any(HEADER_ALIASES.get(part.strip().lower()) for part in piped):
+            # Some exports separate with pipes: say so rather than "add a header line".
+            raise UploadRefused(
+                "The values are separated by “|”; the desk reads comma, semicolon or tab. "
+                "Save the file as CSV (comma-separated) and upload that."
+            )
         # Not quoted: without a header line, the first line is a person's identifier.
         raise UploadRefused(
             "The first line must name the identifier column: user_id and/or identity "
@@ -171,7 +198,7 @@ def read_csv(
             append(read(number, cells))
     except csv.Error as error:
         raise UploadRefused(
-            f"The file is not valid CSV near line {reader.line_num}: {error}."
+            f"The file is not valid CSV near line {reader.line_num}: {_csv_problem(error)}."
         ) from None
     if not rows:
         raise UploadRefused("The file has a header line but no subjects.")

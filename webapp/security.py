@@ -180,6 +180,22 @@ def set_security_headers(response):
     return response
 
 
+def refuse_nul_characters():
+    """No query or form field of the desk takes a NUL character: refuse it before any view.
+
+    PostgreSQL cannot store NUL in text (a crafted field would otherwise be a 500 there and
+    accepted on SQLite); JSON bodies are checked the same way in api.common.json_body.
+    """
+    for fields in (request.args, request.form):
+        for key, value in fields.items(multi=True):
+            if "\x00" in key or "\x00" in value:
+                abort(
+                    400,
+                    "A field of the request contains a NUL character (\\0), which the "
+                    "desk never accepts. Remove it and try again.",
+                )
+
+
 SETUP_OPEN_ENDPOINTS = {"auth.setup", "static", "api.health", "api.openapi"}
 
 
@@ -209,6 +225,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None  # the server-side session row does this job
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
+    app.before_request(refuse_nul_characters)
     app.before_request(require_setup)
     app.after_request(set_security_headers)
     app.teardown_appcontext(write_touches)

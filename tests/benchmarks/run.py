@@ -50,9 +50,12 @@ def main(selected: list[str]) -> int:
             figure["module"] = name
             results.append(figure)
             mark = "ok  " if figure["ok"] else "FAIL"
-            print(f"  {mark} {figure['name']}: {figure['value']:.3f} {figure['unit']} "
-                  f"(limit {figure['limit']} {figure['unit']})"
-                  + (f" — {figure['note']}" if figure.get("note") else ""), flush=True)
+            print(
+                f"  {mark} {figure['name']}: {figure['value']:.3f} {figure['unit']} "
+                f"(limit {figure['limit']} {figure['unit']})"
+                + (f" — {figure['note']}" if figure.get("note") else ""),
+                flush=True,
+            )
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     report = {"at": datetime.now(UTC).isoformat(), "machine": machine(), "results": results}

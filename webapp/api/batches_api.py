@@ -7,6 +7,7 @@ from datetime import date
 from flask import jsonify, request
 from flask_login import current_user
 
+from .. import MAX_ID
 from .. import batch_queries as queries
 from .. import batches as service
 from ..db import get_session
@@ -15,7 +16,7 @@ from ..models import BatchState, Environment, Role
 from ..security import role_required
 from . import api
 from .batch_json import detail_json, fail, summary
-from .common import BadInput, json_body
+from .common import BadInput, json_body, whole_number
 from .openapi import op, query
 
 MAX_PROBLEMS = 100
@@ -25,10 +26,11 @@ MAX_PER_PAGE = 200
 def _upload_fields() -> dict:
     """The multipart form of POST /batches, checked."""
     form = request.form
-    try:
-        environment_id = int(form.get("environment_id", ""))
-    except ValueError:
-        raise BadInput("Send 'environment_id', the id of the Heap environment.") from None
+    raw_env = form.get("environment_id", "").strip()
+    digits = raw_env.isascii() and raw_env.isdigit() and len(raw_env) <= len(str(MAX_ID))
+    if not digits or not 0 < int(raw_env) <= MAX_ID:
+        raise BadInput("Send 'environment_id', the id of the Heap environment.")
+    environment_id = int(raw_env)
     received = form.get("received_on", "").strip()
     try:
         received_on = date.fromisoformat(received) if received else None
@@ -65,6 +67,7 @@ def batches_create():
         for row in problems[:MAX_PROBLEMS]
     ]
     body["problems_total"] = len(problems)
+    body["ignored_columns"] = upload.ignored_columns  # columns the desk does not read
     body["warnings"] = [
         {"row": row.number, "warning": row.warning} for row in upload.rows if row.warning
     ][:MAX_PROBLEMS]
@@ -81,11 +84,11 @@ def batches_list():
             400, f"Unknown state; use one of {', '.join(s.value for s in BatchState)}."
         )
     try:
-        environment_id = int(request.args.get("environment_id") or 0) or None
-        page = max(1, int(request.args.get("page", 1)))
-        per_page = min(max(1, int(request.args.get("per_page", 25))), MAX_PER_PAGE)
-    except ValueError:
-        return api_error(400, "'environment_id', 'page' and 'per_page' must be whole numbers.")
+        environment_id = whole_number("environment_id") or None
+        page = whole_number("page", 1, minimum=1)
+        per_page = min(whole_number("per_page", 25, minimum=1), MAX_PER_PAGE)
+    except BadInput as error:
+        return api_error(400, str(error))
     result = queries.list_batches(
         get_session(), state=state, environment_id=environment_id, page=page, per_page=per_page
     )
@@ -208,7 +211,11 @@ PATHS = {
             "officer",
             body=UPLOAD_BODY,
             responses={
-                "201": {"description": "id, state, counts, problems (first 100), sha256"},
+                "201": {
+                    "description": "id, state, counts, problems (first 100), sha256, and "
+                    "ignored_columns: header names other than user_id, identity (email), "
+                    "received_on and reference, which are not read"
+                },
                 "400": {"description": "The upload was refused as a whole; nothing stored"},
             },
         ),

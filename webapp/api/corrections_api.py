@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from flask import jsonify, request
 from flask_login import current_user
 
+from .. import MAX_ID
 from .. import corrections as service
 from ..corrections_plans import CorrectionInputError
 from ..db import get_session
@@ -15,7 +16,7 @@ from ..errors import api_error
 from ..models import Correction, CorrectionCall, CorrectionOperation, Role
 from ..security import role_required
 from . import api
-from .common import BadInput, bad_input, json_body
+from .common import BadInput, bad_input, json_body, whole_number
 from .openapi import op, query
 
 FAMILIES = ("identify", "user-properties", "account-properties", "link-account", "events")
@@ -26,7 +27,7 @@ CONFLICTS = {"reingestion_guard", "confirmation_required", "not_retryable"}
 
 def _options(body: dict) -> tuple[int, str | None, bool, bool]:
     env_id = body.get("environment_id")
-    if isinstance(env_id, bool) or not isinstance(env_id, int):
+    if isinstance(env_id, bool) or not isinstance(env_id, int) or not 0 < env_id <= MAX_ID:
         raise BadInput("'environment_id' must be the environment's numeric id.")
     reason = body.get("override_reason")
     if reason is not None and not isinstance(reason, str):
@@ -163,14 +164,14 @@ def corrections_list():
         operation = request.args.get("operation") or None
         if operation and operation not in {o.value for o in CorrectionOperation}:
             raise BadInput(f"Unknown operation '{operation}'.")
-        limit = min(max(request.args.get("limit", 50, type=int), 1), 200)
+        limit = min(whole_number("limit", 50, minimum=1), 200)
         rows = service.list_corrections(
             get_session(),
             operation=operation,
             actor=request.args.get("actor") or None,
             since=_day("since"),
             until=_day("until", shift=1),
-            before=request.args.get("before", type=int),
+            before=whole_number("before", minimum=1),
             limit=limit + 1,
         )
     except BadInput as error:

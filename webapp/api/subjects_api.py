@@ -13,7 +13,7 @@ from ..errors import api_error
 from ..models import Role
 from ..security import role_required
 from . import api
-from .common import BadInput, json_body
+from .common import BadInput, json_body, whole_number
 from .openapi import op, query
 
 
@@ -62,18 +62,17 @@ def subjects_lookup():
     identity, user_id = request.args.get("identity"), request.args.get("user_id")
     if (identity is None) == (user_id is None):
         return api_error(400, "Give exactly one of 'identity' or 'user_id'.")
-    raw_env = request.args.get("environment_id") or ""
-    if raw_env and not raw_env.isdigit():
-        return api_error(400, "'environment_id' must be a whole number.")
     kind, value = ("identity", identity) if identity is not None else ("user_id", user_id)
     try:
         hits = lookup.lookup(
             get_session(),
             kind=kind,
             value=value,
-            environment_id=int(raw_env) if raw_env else None,
+            environment_id=whole_number("environment_id") or None,
             actor=current_user.email,
         )
+    except BadInput as error:
+        return api_error(400, str(error))
     except lookup.LookupRefused as error:
         return api_error(400, str(error), "invalid")
     return jsonify(

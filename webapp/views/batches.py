@@ -76,7 +76,8 @@ def index():
     form.environment_id.choices = [("", "Any environment")] + [(str(e.id), e.name) for e in envs]
     form.validate()
     state = form.state.data if not form.state.errors else None
-    env_id = int(form.environment_id.data) if (form.environment_id.data or "").isdigit() else None
+    env = form.environment_id  # only one offered in the list: never a huge or unknown id
+    env_id = int(env.data) if env.data and not env.errors else None
     page = batch_queries.list_batches(db, state=state, environment_id=env_id, page=_int_arg("page"))
     args = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template("batches/index.html", form=form, page=page, args=args)
@@ -86,6 +87,17 @@ def _upload_environments(form: UploadForm) -> list:
     envs = [e for e in list_environments(get_session()) if e.main_production]
     form.environment_id.choices = [(e.id, e.name) for e in envs]
     return envs
+
+
+def _stored(batch_id: int, ignored: list[str]) -> str:
+    """What the officer reads after an upload, naming any column the desk did not use."""
+    message = (
+        f"Batch {batch_id} is validated and stored. Nothing is sent yet: another "
+        "officer or admin must approve it."
+    )
+    if ignored:
+        message += " Ignored column(s): " + ", ".join(f"“{name}”" for name in ignored) + "."
+    return message
 
 
 @bp.route("/batches/new", methods=["GET", "POST"])
@@ -98,7 +110,7 @@ def upload():
         pasted = form.pasted.data if (form.pasted.data or "").strip() else None
         file = form.file.data if pasted is None else None
         try:
-            batch, _ = service.create_batch(
+            batch, read = service.create_batch(
                 get_session(),
                 actor=current_user.email,
                 environment_id=form.environment_id.data,
@@ -113,11 +125,7 @@ def upload():
         except service.BatchError as error:
             flash(f"Nothing was stored. {error}", "error")
         else:
-            flash(
-                f"Batch {batch.id} is validated and stored. Nothing is sent yet: another "
-                "officer or admin must approve it.",
-                "success",
-            )
+            flash(_stored(batch.id, read.ignored_columns), "success")
             return redirect(url_for("batches.detail", batch_id=batch.id))
     status = 400 if request.method == "POST" else 200
     return render_template("batches/new.html", form=form, environments=envs), status

@@ -19,6 +19,7 @@ from flask import (
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
+from .. import MAX_ID
 from .. import corrections as service
 from ..corrections_bulk import BulkInputError, parse
 from ..corrections_plans import CorrectionInputError
@@ -231,6 +232,7 @@ def index():
     """The operations an officer can make, and the history of every correction."""
     form = forms.HistoryFilterForm(request.args)
     before = request.args.get("before", type=int)
+    before = before if before and 0 < before <= MAX_ID else None  # a stray cursor: first page
     db = get_session()
     rows = service.list_corrections(db, **_filters(form), before=before, limit=PAGE_SIZE + 1)
     args = {k: v for k, v in request.args.items() if k != "before" and v}
