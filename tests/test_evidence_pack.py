@@ -292,3 +292,24 @@ def test_the_pack_page_explains_a_missing_key(app, client, login_as, finished_ba
     page = response.get_data(as_text=True)
     assert response.request.path == f"/batches/{finished_batch.id}"
     assert "No evidence pack: DESK_SIGNING_KEY must be an Ed25519 private key" in page
+
+
+def test_every_evidence_download_is_audited(app, client, login_as, api_token, finished_batch):
+    from webapp import audit as audit_module
+    from webapp.db import session_scope
+
+    email = login_as("auditor")
+    batch = finished_batch.id
+    for path in (f"/batches/{batch}/certificate.pdf", f"/batches/{batch}/report.csv?masked=1"):
+        assert client.get(path).status_code == 200
+    headers = {"Authorization": f"Bearer {api_token('auditor')}"}
+    assert client.get(f"/api/v1/batches/{batch}/evidence.zip", headers=headers).status_code == 200
+    assert client.get("/batches/999999/certificate.pdf").status_code == 404  # not a download
+    with app.app_context(), session_scope(write=False) as session:
+        downloads = [
+            (e["actor"], e["details"]["kind"], e["details"]["masked"])
+            for e in audit_module.iter_entries(session, action="evidence.downloaded")
+        ]
+    assert downloads[0] == (email, "certificate.pdf", None)
+    assert downloads[1] == (email, "report.csv", "1")
+    assert downloads[2][1] == "evidence.zip" and len(downloads) == 3

@@ -9,6 +9,7 @@ from .. import certificates, checkpoints, evidence_reports, exports, signing
 from ..batches import BatchNotFound
 from ..db import get_session
 from ..deadlines import SubjectNotFound
+from ..downloads import audited_download
 from ..errors import api_error
 from ..evidence_pack import evidence_pack
 from ..models import Role
@@ -43,6 +44,7 @@ def no_key(error: signing.SigningKeyError):
 
 @api.get("/batches/<int:batch_id>/report.csv")
 @role_required(Role.AUDITOR)
+@audited_download("report.csv", "batch")
 def batch_report_csv(batch_id: int):
     """Every row of the batch as CSV, streamed; `masked=1` masks identifiers."""
     try:
@@ -56,6 +58,7 @@ def batch_report_csv(batch_id: int):
 
 @api.get("/batches/<int:batch_id>/certificate.pdf")
 @role_required(Role.AUDITOR)
+@audited_download("certificate.pdf", "batch")
 def batch_certificate_pdf(batch_id: int):
     """The batch's deletion certificate (PDF)."""
     try:
@@ -67,6 +70,7 @@ def batch_certificate_pdf(batch_id: int):
 
 @api.get("/subjects/<int:subject_id>/certificate.pdf")
 @role_required(Role.AUDITOR)
+@audited_download("certificate.pdf", "subject")
 def subject_certificate_pdf(subject_id: int):
     """One subject's deletion certificate (PDF)."""
     try:
@@ -78,6 +82,7 @@ def subject_certificate_pdf(subject_id: int):
 
 @api.get("/batches/<int:batch_id>/evidence.zip")
 @role_required(Role.AUDITOR)
+@audited_download("evidence.zip", "batch")
 def batch_evidence_zip(batch_id: int):
     """The evidence pack, streamed; identifiers in its report are masked unless `masked=0`."""
     try:

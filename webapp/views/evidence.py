@@ -19,6 +19,7 @@ from .. import certificates, checkpoints, evidence_reports, exports, signing
 from ..batches import BatchNotFound
 from ..db import get_session
 from ..deadlines import SubjectNotFound
+from ..downloads import audited_download
 from ..evidence_pack import evidence_pack
 from ..forms import ActionForm
 from ..models import Role
@@ -40,6 +41,7 @@ def _pdf(data: bytes, filename: str) -> Response:
 
 @bp.get("/batches/<int:batch_id>/report.csv")
 @role_required(Role.AUDITOR)
+@audited_download("report.csv", "batch")
 def batch_report(batch_id: int):
     """The batch report: one line per row (masked=1 masks identifiers)."""
     app = current_app._get_current_object()
@@ -52,6 +54,7 @@ def batch_report(batch_id: int):
 
 @bp.get("/batches/<int:batch_id>/certificate.pdf")
 @role_required(Role.AUDITOR)
+@audited_download("certificate.pdf", "batch")
 def batch_certificate(batch_id: int):
     """The batch's deletion certificate."""
     try:
@@ -63,6 +66,7 @@ def batch_certificate(batch_id: int):
 
 @bp.get("/subjects/<int:subject_id>/certificate.pdf")
 @role_required(Role.AUDITOR)
+@audited_download("certificate.pdf", "subject")
 def subject_certificate(subject_id: int):
     """One subject's deletion certificate."""
     try:
@@ -74,6 +78,7 @@ def subject_certificate(subject_id: int):
 
 @bp.get("/batches/<int:batch_id>/evidence.zip")
 @role_required(Role.AUDITOR)
+@audited_download("evidence.zip", "batch")
 def batch_pack(batch_id: int):
     """The evidence pack (identifiers in its report masked unless masked=0)."""
     app = current_app._get_current_object()
