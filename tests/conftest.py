@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from sandbox_fixtures import *  # noqa: F401,F403  (the Heap sandbox fixtures)
 from sqlalchemy.engine import make_url
 
-from webapp import accounts, create_app, migrations
+from webapp import accounts, api_tokens, create_app, migrations
 from webapp.db import session_scope
 
 PASSWORD = "correct horse battery staple"
@@ -228,7 +228,7 @@ def api_token(app, make_user):
         email = make_user(role)
         with app.app_context(), session_scope(write=True) as session:
             user = accounts.find_user(session, email)
-            return accounts.create_api_token(session, actor="test", user=user, name="test")
+            return api_tokens.create_api_token(session, actor="test", user=user, name="test")
 
     return make
 

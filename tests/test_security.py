@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webapp import accounts
+from webapp import accounts, api_tokens
 from webapp.db import session_scope
 
 
@@ -45,7 +45,7 @@ def test_api_tokens_authenticate_and_can_be_revoked(app, client, auth, make_user
     email = make_user("auditor")
     with app.app_context(), session_scope(write=True) as session:
         user = accounts.find_user(session, email)
-        raw = accounts.create_api_token(session, actor="test", user=user, name="script")
+        raw = api_tokens.create_api_token(session, actor="test", user=user, name="script")
     headers = {"Authorization": f"Bearer {raw}"}
     assert client.get("/api/v1/audit/verify", headers=headers).json["ok"] is True
     auth.login(email)

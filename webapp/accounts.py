@@ -1,8 +1,7 @@
-"""Accounts, sign-in with throttling, server-side sessions and API tokens (use cases)."""
+"""Accounts, passwords and sign-in with throttling (use cases)."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -13,8 +12,9 @@ from flask import current_app
 from sqlmodel import Session, select
 
 from . import audit
-from .crypto import fingerprint, token_hash
-from .models import ApiToken, LoginAttempt, LoginSession, Role, User, utcnow
+from .crypto import fingerprint
+from .login_sessions import revoke_sessions, start_session
+from .models import ApiToken, LoginAttempt, Role, User, utcnow
 from .passwords_common import is_common_password
 
 MIN_PASSWORD_LENGTH = 12
@@ -258,67 +258,6 @@ def finish_sign_in(
     return SignIn(user=user, session_token=raw)
 
 
-def start_session(session: Session, *, user: User, ip: str, user_agent: str) -> str:
-    """Create a server-side session row; return the raw token (only its hash is stored)."""
-    raw = secrets.token_urlsafe(32)
-    now = utcnow()
-    hours = current_app.config["DESK_SESSION_MAX_HOURS"]
-    session.add(
-        LoginSession(
-            token_hash=token_hash(raw),
-            user_id=user.id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + timedelta(hours=hours),
-            ip=ip,
-            user_agent=(user_agent or "")[:255],
-        )
-    )
-    return raw
-
-
-def load_session(session: Session, raw_token: str) -> tuple[User, LoginSession] | None:
-    """The live session for a cookie's token: not revoked, not expired, not idle too long."""
-    row = session.exec(
-        select(LoginSession).where(LoginSession.token_hash == token_hash(raw_token))
-    ).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    now = utcnow()
-    idle = timedelta(minutes=current_app.config["DESK_SESSION_IDLE_MINUTES"])
-    if row.expires_at <= now or row.last_seen_at + idle <= now:
-        return None
-    user = session.get(User, row.user_id)
-    if user is None or not user.is_active:
-        return None
-    return user, row
-
-
-def revoke_sessions(session: Session, *, user_id: int, reason: str, keep_id: int | None = None):
-    """End every live session of an account (optionally all but the current one)."""
-    query = select(LoginSession).where(
-        LoginSession.user_id == user_id, LoginSession.revoked_at.is_(None)
-    )
-    now = utcnow()
-    for row in session.exec(query).all():
-        if row.id != keep_id:
-            row.revoked_at = now
-            row.revoked_reason = reason
-
-
-def end_session(session: Session, *, raw_token: str, actor: str) -> None:
-    """Sign out: revoke the session so a copied cookie stops working at once."""
-    row = session.exec(
-        select(LoginSession).where(LoginSession.token_hash == token_hash(raw_token))
-    ).first()
-    if row is None or row.revoked_at is not None:
-        return
-    row.revoked_at = utcnow()
-    row.revoked_reason = "logout"
-    audit.record(session, actor=actor, action="logout", target_type="user", target_id=row.user_id)
-    session.commit()
-
-
 def change_password(
     session: Session,
     *,
@@ -442,57 +381,3 @@ def throttled_ips(session: Session) -> list[tuple[str, int]]:
         .order_by(sa.func.count().desc())
     )
     return [(ip, n) for ip, n in session.exec(query).all()]
-
-
-# --- API tokens ---------------------------------------------------------------------------
-
-TOKEN_PREFIX = "desk_"  # noqa: S105 (a prefix, not a secret)
-
-
-def create_api_token(session: Session, *, actor: str, user: User, name: str) -> str:
-    """Create a bearer token for `user`; return it once (only its hash is stored)."""
-    name = (name or "").strip()
-    if not name or len(name) > 100:
-        raise AccountError("Give the token a name of 1 to 100 characters.")
-    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, name=name, token_hash=token_hash(raw), prefix=raw[:10])
-    session.add(row)
-    session.flush()
-    audit.record(
-        session,
-        actor=actor,
-        action="api_token.created",
-        target_type="api_token",
-        target_id=row.id,
-        details={"user_id": user.id, "name": name},
-    )
-    session.commit()
-    return raw
-
-
-def revoke_api_token(session: Session, *, actor: User, token_id: int) -> None:
-    """Revoke a token: one's own, or anyone's for an admin."""
-    row = session.get(ApiToken, token_id)
-    if row is None or (row.user_id != actor.id and actor.role != Role.ADMIN.value):
-        raise AccountError("There is no such token.")
-    if row.revoked_at is None:
-        row.revoked_at = utcnow()
-        audit.record(
-            session,
-            actor=actor.email,
-            action="api_token.revoked",
-            target_type="api_token",
-            target_id=row.id,
-        )
-        session.commit()
-
-
-def user_for_api_token(session: Session, raw: str) -> tuple[User, ApiToken] | None:
-    """The active account behind a bearer token (with the token row), or None."""
-    if not raw.startswith(TOKEN_PREFIX):
-        return None
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_hash(raw))).first()
-    if row is None or row.revoked_at is not None:
-        return None
-    user = session.get(User, row.user_id)
-    return (user, row) if user is not None and user.is_active else None

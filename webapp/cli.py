@@ -10,7 +10,17 @@ import threading
 import click
 from flask import Flask
 
-from . import accounts, audit, checkpoints, exports, keys, migrations, retention, signing
+from . import (
+    accounts,
+    api_tokens,
+    audit,
+    checkpoints,
+    exports,
+    keys,
+    migrations,
+    retention,
+    signing,
+)
 from .config import ConfigError
 from .db import get_engine, session_scope
 
@@ -169,7 +179,7 @@ def tokens_create(email: str, name: str) -> None:
         if user is None or not user.is_active:
             raise click.ClickException(f"There is no active account {email}.")
         try:
-            raw = accounts.create_api_token(session, actor="cli", user=user, name=name)
+            raw = api_tokens.create_api_token(session, actor="cli", user=user, name=name)
         except accounts.AccountError as error:
             raise click.ClickException(str(error)) from None
     click.echo(raw)

@@ -11,7 +11,7 @@ from flask import Flask, abort, current_app, g, jsonify, redirect, request, url_
 from flask_login import UserMixin, current_user
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import accounts
+from . import accounts, api_tokens, login_sessions
 from .db import close_session, get_session, session_scope
 from .extensions import login_manager
 from .models import ApiToken, LoginSession, Role, User, utcnow
@@ -65,7 +65,7 @@ def load_user(session_token: str) -> Principal | None:
     """Resolve the cookie's session token to a live server-side session."""
     if is_api_request():
         return None  # cookies are not accepted by the API: it has no CSRF protection
-    found = accounts.load_session(get_session(), session_token)
+    found = login_sessions.load_session(get_session(), session_token)
     if found is None:
         return None
     user, row = found
@@ -111,7 +111,7 @@ def load_api_user(req) -> Principal | None:
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         return None
-    found = accounts.user_for_api_token(get_session(), raw.strip())
+    found = api_tokens.user_for_api_token(get_session(), raw.strip())
     if found is None:
         return None
     user, token = found

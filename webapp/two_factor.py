@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlmodel import Session, select
 
-from . import accounts, audit
+from . import accounts, audit, login_sessions
 from .crypto import decrypt, fingerprint
 from .models import LoginAttempt, RecoveryCode, User, UserTotp, utcnow
 
@@ -160,7 +160,7 @@ def record_failure(
     if user.failed_logins >= accounts.LOCK_AFTER_FAILURES:
         user.locked_until = now + timedelta(minutes=accounts.LOCK_MINUTES)
         user.failed_logins = 0
-        accounts.revoke_sessions(session, user_id=user.id, reason="locked")
+        login_sessions.revoke_sessions(session, user_id=user.id, reason="locked")
         audit.record(
             session,
             actor="system",

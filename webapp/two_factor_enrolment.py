@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pyotp
 from sqlmodel import Session, select
 
-from . import accounts, audit
+from . import accounts, audit, login_sessions
 from .crypto import decrypt, encrypt
 from .models import RecoveryCode, User, UserTotp, utcnow
 from .two_factor import (
@@ -156,7 +156,7 @@ def remove_own(session: Session, *, user_id: int, password: str, code: str | Non
     user = signing_user(session, user_id)
     _reauthenticate(session, user, password, code, ip)
     _remove(session, user.id)
-    accounts.revoke_sessions(session, user_id=user.id, reason="2fa_removed")
+    login_sessions.revoke_sessions(session, user_id=user.id, reason="2fa_removed")
     audit.record(
         session,
         actor=user.email,
@@ -182,7 +182,7 @@ def admin_reset(session: Session, *, actor: str, user_id: int) -> None:
     if user is None:
         raise TwoFactorError("There is no such account.")
     _remove(session, user.id)
-    accounts.revoke_sessions(session, user_id=user.id, reason="2fa_reset")
+    login_sessions.revoke_sessions(session, user_id=user.id, reason="2fa_reset")
     audit.record(
         session,
         actor=actor,

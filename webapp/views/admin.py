@@ -6,7 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlmodel import select
 
-from .. import accounts
+from .. import accounts, api_tokens
 from ..db import get_session
 from ..forms import ActionForm, PasswordResetForm, TokenCreateForm, UserCreateForm, UserEditForm
 from ..models import ApiToken, Role, User, utcnow
@@ -145,7 +145,7 @@ def tokens():
     if form.validate_on_submit():
         user = db.get(User, current_user.id)
         try:
-            new_token = accounts.create_api_token(
+            new_token = api_tokens.create_api_token(
                 db, actor=current_user.email, user=user, name=form.name.data
             )
         except accounts.AccountError as error:
@@ -168,7 +168,7 @@ def revoke_token(token_id: int):
     if ActionForm().validate_on_submit():
         db = get_session()
         try:
-            accounts.revoke_api_token(db, actor=db.get(User, current_user.id), token_id=token_id)
+            api_tokens.revoke_api_token(db, actor=db.get(User, current_user.id), token_id=token_id)
         except accounts.AccountError as error:
             flash(str(error), "error")
         else:

@@ -14,7 +14,7 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import accounts
+from .. import accounts, login_sessions
 from ..db import get_session
 from ..forms import LoginForm, SetupForm
 from ..models import User
@@ -76,7 +76,7 @@ def login():
 @login_required
 def logout():
     """Sign out and revoke the session row, so a copied cookie stops working."""
-    accounts.end_session(
+    login_sessions.end_session(
         get_session(), raw_token=current_user.session_token, actor=current_user.email
     )
     logout_user()
