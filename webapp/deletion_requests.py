@@ -223,7 +223,10 @@ def _derive_state(states: list[str]) -> BatchState:
     """The batch state its chunks imply (a batch without chunks has nothing left to do)."""
     if all(state == ChunkState.COMPLETE for state in states):
         return BatchState.COMPLETE
-    if ChunkState.FAILED in states:
+    # A request Heap refused for good does not hold the others back: every other person's
+    # deadline is still running. The batch fails once nothing is left to send.
+    unsent = {ChunkState.QUEUED, ChunkState.SENDING, ChunkState.WAITING_RETRY}
+    if ChunkState.FAILED in states and not unsent.intersection(states):
         return BatchState.FAILED
     if all(state in (ChunkState.ACCEPTED, ChunkState.COMPLETE) for state in states):
         return BatchState.POLLING
@@ -253,8 +256,8 @@ def settle_batch(
         waits = [at for state, at in rows if state == ChunkState.WAITING_RETRY and at]
         batch.next_attempt_at = min(waits) if waits else None
         batch.last_error = reason or batch.last_error
-    elif new == BatchState.FAILED:
-        batch.last_error = reason or batch.last_error
+    elif new == BatchState.FAILED or ChunkState.FAILED in [state for state, _ in rows]:
+        batch.last_error = reason or batch.last_error  # keep Heap's refusal in view
     else:
         batch.last_error = None
         if new != BatchState.SUBMITTING:

@@ -101,7 +101,7 @@ def submit_due(app: Flask, fencing_token: int | None = None, *, now: datetime | 
                     if tick.lease_lost:
                         log.warning("submission tick stopped: the scheduler lease moved on")
                         return accepted
-                    if environment_id in tick.blocked or outcome == ChunkState.FAILED:
+                    if environment_id in tick.blocked:
                         break
         finally:
             tick.close()
