@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format install migrate sandbox demo bench clean browser-deps
+.PHONY: run test lint format install migrate sandbox bench load clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,8 +49,13 @@ format: install
 	$(BIN)/ruff format webapp tests
 	$(BIN)/ruff check --fix webapp tests
 
+## Benchmarks: figures with their limits, written to bench-results/latest.json.
 bench: install
 	$(BIN)/python tests/benchmarks/run.py
+
+## 50 virtual users against `desk serve --workers 4` for 60 s (SQLite, or DESK_DATABASE_URL).
+load: install
+	$(BIN)/python -m tests.load.run_load
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
