@@ -129,7 +129,7 @@ def read_secret_file(instance_path: Path, filename: str, make) -> str:
     path = instance_path / filename
     if path.exists():
         return path.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     value = make()
     # O_EXCL: two processes starting together must not write two different keys.
     try:
@@ -144,7 +144,7 @@ def read_secret_file(instance_path: Path, filename: str, make) -> str:
 def resolve_database_url(url: str, instance_path: Path) -> str:
     """Anchor the default SQLite path to the instance folder, whatever the working directory."""
     if url == DEFAULT_DATABASE_URL:
-        instance_path.mkdir(parents=True, exist_ok=True)
+        instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
         return f"sqlite:///{instance_path / 'desk.db'}"
     return url
 
