@@ -28,10 +28,10 @@ run: migrate
 sandbox: install
 	$(BIN)/desk sandbox
 
-## Debian's chromium for the browser tests (never `playwright install`).
+## Debian's chromium (browser tests; never `playwright install`) and pdftotext (certificates).
 browser-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
-		echo "installing Debian's chromium for the browser tests"; \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v pdftotext >/dev/null; then \
+		echo "installing Debian's chromium and poppler-utils for the tests"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core poppler-utils >/dev/null; \
 	fi
