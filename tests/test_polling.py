@@ -280,3 +280,21 @@ def test_an_outage_stops_the_run_early_and_every_request_backs_off(app, sandbox,
     chunks = chunks_of(app, batch_id)
     assert {chunk.poll_failures for chunk in chunks} == {1}
     assert {chunk.next_poll_at for chunk in chunks} == {now + timedelta(seconds=2 * INTERVAL)}
+
+
+def test_the_poll_job_ticks_each_minute_but_asks_each_request_once_an_interval(
+    app, sandbox, env_id
+):
+    """A fresh request is first looked at within a minute, then once per poll interval."""
+    app.config["DESK_POLL_INTERVAL_SECONDS"] = INTERVAL
+    assert polling.poll_tick_seconds(app) == 60
+    batch_id = make_accepted_chunks(app, sandbox, env_id, chunks=1, per_chunk=2)
+    now = utcnow()
+    assert polling.poll_due(app, now=now) == 1  # the first tick after Heap accepted it
+    for minute in range(1, 15):  # the following ticks of the next quarter hour
+        assert polling.poll_due(app, now=now + timedelta(minutes=minute)) == 0
+    assert polling.poll_due(app, now=now + timedelta(seconds=INTERVAL)) == 1
+    assert status_calls(sandbox) == 2
+    assert batch_of(app, batch_id).state == "polling"
+    app.config["DESK_POLL_INTERVAL_SECONDS"] = 30
+    assert polling.poll_tick_seconds(app) == 30

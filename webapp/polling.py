@@ -77,6 +77,17 @@ class Target:
         )
 
 
+# The poll job looks for due requests at least this often; each request is still asked about
+# once per DESK_POLL_INTERVAL_SECONDS (its next_poll_at), but a newly accepted one is first
+# looked at within a minute instead of up to a whole interval later.
+POLL_TICK_MAX_SECONDS = 60
+
+
+def poll_tick_seconds(app: Flask) -> int:
+    """How often the poll job runs: the poll interval, or a minute if that is shorter."""
+    return min(setting(app, "DESK_POLL_INTERVAL_SECONDS"), POLL_TICK_MAX_SECONDS)
+
+
 def poll_slack(interval: int) -> timedelta:
     """How early a request counts as due.
 
@@ -90,11 +101,10 @@ def poll_due(app: Flask, fencing_token: int | None = None, *, now: datetime | No
     """Poll every open Heap deletion request that is due; return how many chunks were polled."""
     now = now or utcnow()
     with app.app_context():
-        interval = setting(app, "DESK_POLL_INTERVAL_SECONDS")
         with session_scope(write=False) as session:
             if fencing_token is not None and not lease_is_current(session, fencing_token):
                 return 0
-            targets = due_targets(session, now + poll_slack(interval))
+            targets = due_targets(session, now + poll_slack(poll_tick_seconds(app)))
             env_ids = sorted({target.environment_id for target in targets})
             rows = session.exec(select(Environment).where(Environment.id.in_(env_ids))).all()
             envs = {env.id: env for env in rows}

@@ -15,7 +15,7 @@ def submit_batches(app: Flask, fencing_token: int) -> None:
     submission.submit_due(app, fencing_token)
 
 
-@register("poll_heap", seconds=lambda app: setting(app, "DESK_POLL_INTERVAL_SECONDS"))
+@register("poll_heap", seconds=polling.poll_tick_seconds)
 def poll_heap(app: Flask, fencing_token: int) -> None:
     """Ask Heap about every open deletion request that is due."""
     polling.poll_due(app, fencing_token)
