@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format install migrate sandbox bench load clean browser-deps
+.PHONY: run test lint format install migrate sandbox demo bench load clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ migrate: install
 ## Serve the desk at http://127.0.0.1:8000 on SQLite (instance/desk.db), scheduler in-process.
 run: migrate
 	$(BIN)/desk serve
+
+## A demo on http://127.0.0.1:8000: the Heap sandbox, demo accounts (two-factor off), a sample list.
+DEMO_ENV := DESK_DATABASE_URL=sqlite:///$(CURDIR)/instance/demo.db DESK_2FA_REQUIRED_ROLES= DESK_POLL_INTERVAL_SECONDS=60
+demo: install
+	@if [ ! -f instance/demo.db ]; then \
+		$(DEMO_ENV) $(BIN)/desk db upgrade && $(DEMO_ENV) $(BIN)/desk demo-seed; \
+	fi
+	@$(BIN)/desk sandbox --port 8765 & SANDBOX=$$!; trap "kill $$SANDBOX" EXIT INT TERM; \
+		$(DEMO_ENV) $(BIN)/desk serve
 
 ## The Heap sandbox on http://127.0.0.1:8765 (point an environment's base URL at it).
 sandbox: install

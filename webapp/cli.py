@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 from flask import Flask
@@ -97,6 +98,26 @@ def _register_sandbox() -> None:
 
 
 _register_sandbox()
+
+
+@main.command("demo-seed")
+@click.option("--sandbox-url", default="http://127.0.0.1:8765", show_default=True)
+def demo_seed(sandbox_url: str) -> None:
+    """Seed an EMPTY database with demo accounts and a sandbox environment (`make demo`)."""
+    from . import demo
+
+    app = make_app()
+    _require_head(app)
+    csv_path = Path(app.instance_path) / "demo-subjects.csv"
+    with app.app_context(), session_scope(write=True) as session:
+        try:
+            emails = demo.seed(session, sandbox_url=sandbox_url, csv_path=csv_path)
+        except demo.DemoError as error:
+            raise click.ClickException(str(error)) from None
+    click.echo("Demo accounts (password for all: " + repr(demo.DEMO_PASSWORD) + "):")
+    for email in emails:
+        click.echo(f"  {email}")
+    click.echo(f"A sample list to upload: {csv_path}")
 
 
 # --- database -----------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""`make demo`: a desk with three accounts and an environment pointed at the local Heap sandbox."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+
+from . import accounts
+from .environments import EnvironmentInput, create_environment
+from .sandbox import DEFAULT_API_KEY, DEFAULT_APP_ID
+
+DEMO_PASSWORD = "demo desk passphrase 7319"  # noqa: S105 (printed for the demo, never production)
+DEMO_ACCOUNTS = [
+    ("admin@demo.example", "admin"),
+    ("ada.officer@demo.example", "officer"),
+    ("ben.officer@demo.example", "officer"),
+    ("cleo.auditor@demo.example", "auditor"),
+]
+
+
+class DemoError(RuntimeError):
+    """The demo cannot be seeded (for instance, the database already has accounts)."""
+
+
+def sample_csv(today: datetime | None = None) -> str:
+    """A list of subjects with the usual problems: what an officer receives in practice."""
+    today = (today or datetime.now(UTC)).date()
+    rows = [
+        ("user_id", "identity", "received_on", "reference"),
+        ("7364029184", "", (today - timedelta(days=3)).isoformat(), "DSR-1001"),
+        ("", "ada@example.com", (today - timedelta(days=26)).isoformat(), "DSR-1002"),
+        ("", "Ada@Example.com", (today - timedelta(days=26)).isoformat(), "DSR-1002"),
+        ("", "bob@example.org", today.isoformat(), "DSR-1003"),
+        ("", "bob@example.org", today.isoformat(), "DSR-1003"),
+        ("12ab34", "", today.isoformat(), "DSR-1004"),
+        ("", "carol@example.net", (today - timedelta(days=10)).isoformat(), "DSR-1005"),
+    ]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def seed(session: Session, *, sandbox_url: str, csv_path: Path) -> list[str]:
+    """Create the demo accounts and environment; write a sample upload; commit."""
+    if accounts.user_count(session):
+        raise DemoError("This database already has accounts: the demo seeds an empty one only.")
+    for email, role in DEMO_ACCOUNTS:
+        accounts.create_user(session, actor="demo", email=email, password=DEMO_PASSWORD, role=role)
+    session.commit()
+    create_environment(
+        session,
+        actor="demo",
+        data=EnvironmentInput(
+            name="Main Production (sandbox)",
+            app_id=DEFAULT_APP_ID,
+            base_url=sandbox_url,
+            main_production=True,
+            api_key=DEFAULT_API_KEY,
+            account_property="account_id",
+        ),
+    )
+    csv_path.write_text(sample_csv(), encoding="utf-8")
+    return [email for email, _ in DEMO_ACCOUNTS]
