@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlmodel import select
 from workflow_factories import (
     as_heap_user,
     audit_entries,
@@ -32,7 +33,7 @@ from workflow_factories import (
 
 from webapp import audit, polling, submission
 from webapp.db import session_scope
-from webapp.deletion_requests import format_retry_time
+from webapp.deletion_requests import format_retry_time, start_batch
 from webapp.heap import HeapClient
 from webapp.models import HeapRequest, utcnow
 
@@ -416,3 +417,22 @@ def test_no_identifier_reaches_the_desks_logs(app, sandbox, env_id, caplog):
     assert desk_logs  # the desk did log its work...
     for _, value in subjects:
         assert not any(value in message for message in desk_logs)  # ...never a subject
+
+
+def test_an_unreadable_request_waits_and_other_batches_still_go_out(app, sandbox, env_id):
+    from webapp.models import Subject
+
+    broken = make_batch(app, env_id, identifiers(2))
+    fine = make_batch(app, env_id, identifiers(3, start=100))
+    with app.app_context(), session_scope(write=True) as session:
+        # Planned (as when a key goes missing between planning and sending), then unreadable.
+        assert start_batch(session, broken, now=utcnow(), size=10)
+        for subject in session.exec(select(Subject).where(Subject.batch_id == broken)).all():
+            subject.identifier_encrypted = "gAAAAA-not-a-fernet-token"
+        session.commit()
+    submission.submit_due(app)  # no exception escapes the tick
+    assert batch_of(app, broken).state == "waiting_retry"
+    assert "cannot be read" in batch_of(app, broken).last_error
+    submission.submit_due(app, now=utcnow() + timedelta(hours=2))
+    assert subject_states(app, fine) == {"submitted": 3}
+    assert chain_ok(app)

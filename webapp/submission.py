@@ -41,6 +41,7 @@ from .models import Batch, BatchState, ChunkState, Environment, HeapRequest, utc
 from .scheduler import LEASE_NAME, lease_is_current
 from .submission_outcomes import (
     SENDING_MARGIN_SECONDS,
+    hold_environment,
     record_accepted,
     record_failed,
     record_retry,
@@ -51,6 +52,10 @@ from .submission_outcomes import (
 from .submission_retry import backoff, is_permanent, retry_at_for
 
 log = logging.getLogger(__name__)
+
+
+class UnreadableRequest(HeapError):
+    """The desk cannot read a planned request's subjects (a key gone missing): it waits alone."""
 
 
 class SubmissionError(ValueError):
@@ -177,9 +182,16 @@ def _claim(session: Session, chunk_id: int, tick: _Tick) -> bool:
 
 def _submit_chunk(tick: _Tick, batch_id: int, environment_id: int, chunk_id: int) -> str | None:
     """Commit the intent, POST, commit the outcome; return the chunk's new state."""
+    setup_error: HeapError | None = None
     with session_scope(write=False) as session:
-        users = chunk_users(session, chunk_id)
         planned_hash = session.get(HeapRequest, chunk_id).payload_sha256
+        try:
+            users = chunk_users(session, chunk_id)
+        except (DecryptionError, ValueError) as error:
+            # A key removed before `desk keys rotate`, say: wait for the operator's fix, and
+            # let the other batches go on (an exception here would stop every submission).
+            users = []
+            setup_error = UnreadableRequest(f"the subjects of this request cannot be read: {error}")
         try:
             client = tick.client(session, environment_id)
         except (HeapError, DecryptionError) as error:
@@ -207,7 +219,7 @@ def _submit_chunk(tick: _Tick, batch_id: int, environment_id: int, chunk_id: int
         )
         session.commit()  # the intent is durable before Heap hears of it
     outcome: Any
-    if client is None:
+    if client is None or setup_error is not None:
         outcome = setup_error
     elif sent_hash != planned_hash:
         outcome = HeapValidationError("the subjects changed after this request was planned")
@@ -262,20 +274,28 @@ def _store(
         elif isinstance(outcome, Exception) and is_permanent(outcome):
             state = record_failed(session, error=outcome, users=users, **common)
         elif isinstance(outcome, Exception):
-            # Heap's answer concerns the environment: nothing more is sent to it this run.
-            tick.blocked.add(environment_id)
+            # Heap's answer concerns the environment: nothing more is sent to it this run
+            # (a request the desk itself cannot read concerns that request alone).
+            if not isinstance(outcome, UnreadableRequest):
+                tick.blocked.add(environment_id)
             retry_at = retry_at_for(outcome, attempt=attempt, now=tick.now)
             state = record_retry(
                 session,
                 error=outcome,
                 users=users,
-                environment_id=environment_id,
                 retry_at=retry_at,
                 **common,
             )
         else:
             state = record_accepted(session, result=outcome, **common)
         session.commit()
+    if state == ChunkState.WAITING_RETRY and not isinstance(
+        outcome, HeapOutcomeUnknown | UnreadableRequest
+    ):
+        with session_scope(write=True) as session:
+            hold_environment(
+                session, environment_id=environment_id, except_batch=batch_id, retry_at=retry_at
+            )
     return state
 
 

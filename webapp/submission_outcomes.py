@@ -146,6 +146,28 @@ def record_unknown(
     return ChunkState.QUEUED.value
 
 
+def hold_environment(
+    session: Session, *, environment_id: int, except_batch: int, retry_at: datetime
+) -> None:
+    """Heap's 429/5xx concerns the whole environment: its other batches hold back too.
+
+    Run in a transaction of its own, after the chunk's outcome is committed: updating other
+    batches while holding this batch's row lock would take row locks out of id order and could
+    deadlock with the poller on PostgreSQL.
+    """
+    session.exec(
+        sa.update(Batch)
+        .where(
+            Batch.environment_id == environment_id,
+            Batch.id != except_batch,
+            Batch.state.in_([state.value for state in SUBMITTABLE]),
+            sa.or_(Batch.next_attempt_at.is_(None), Batch.next_attempt_at < retry_at),
+        )
+        .values(next_attempt_at=retry_at)
+    )
+    session.commit()
+
+
 def record_retry(
     session: Session,
     *,
@@ -155,7 +177,6 @@ def record_retry(
     now: datetime,
     error: Exception,
     users: list[dict[str, Any]],
-    environment_id: int,
     retry_at: datetime,
 ) -> str:
     """429, 5xx, unreachable, refused key: the chunk and its environment wait until retry_at."""
@@ -164,18 +185,6 @@ def record_retry(
         sa.update(HeapRequest)
         .where(_chunk_of_attempt(chunk_id, attempt))
         .values(state=ChunkState.WAITING_RETRY.value, next_attempt_at=retry_at, last_error=reason)
-    )
-    # Heap's answer concerns the whole environment (its rate limit, its key, its health): the
-    # other batches of the environment hold back too rather than meet the same answer.
-    session.exec(
-        sa.update(Batch)
-        .where(
-            Batch.environment_id == environment_id,
-            Batch.id != batch.id,
-            Batch.state.in_([state.value for state in SUBMITTABLE]),
-            sa.or_(Batch.next_attempt_at.is_(None), Batch.next_attempt_at < retry_at),
-        )
-        .values(next_attempt_at=retry_at)
     )
     _audit_chunk(
         session,
