@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from sqlmodel import select
+
 from webapp import accounts, api_tokens
 from webapp.db import session_scope
+from webapp.models import User
 
 
 def test_pages_carry_security_headers_and_no_store(client, auth, login_as):
@@ -109,3 +112,15 @@ def test_token_use_is_recorded_without_blocking_writes(app, client, api_token):
     assert response.status_code == 201
     with app.app_context(), session_scope(write=False) as session:
         assert session.exec(select(ApiToken)).one().last_used_at is not None
+
+
+def test_an_admin_password_reset_ends_the_accounts_api_tokens(app, client, auth, api_token):
+    token = api_token("auditor")
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/audit/verify", headers=headers).status_code == 200
+    with app.app_context(), session_scope(write=True) as session:
+        user = session.exec(select(User).order_by(User.id.desc())).first()
+        accounts.reset_password(
+            session, actor="admin@example.org", user_id=user.id, password="a fresh long passphrase"
+        )
+    assert client.get("/api/v1/audit/verify", headers=headers).status_code == 401

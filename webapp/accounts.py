@@ -138,7 +138,12 @@ def authenticate(
     """Check a password, applying account lockout and per-IP limits; commits either way."""
     now = utcnow()
     email_fp = email_fingerprint(email)
-    failure_message = "The e-mail address or password is wrong."
+    # One message for a wrong password, an unknown address, a locked or a disabled account:
+    # anything more specific would tell a stranger which addresses have accounts.
+    failure_message = (
+        "The e-mail address or password is wrong. After 5 failed attempts an account is "
+        "locked for 15 minutes (an admin can unlock it sooner)."
+    )
     if _ip_failures(session, ip, now) >= IP_MAX_FAILURES:
         session.add(LoginAttempt(ip=ip, email_fingerprint=email_fp, succeeded=False))
         audit.record(
@@ -159,7 +164,7 @@ def authenticate(
             ok = _hasher().verify(user.password_hash, password)
         except (VerificationError, InvalidHashError):
             ok = False
-    elif user is None:
+    else:
         # Spend the same time as a real check so response time does not reveal accounts.
         _hasher().hash(password)
 
@@ -177,10 +182,7 @@ def authenticate(
                 details=details,
             )
             session.commit()
-            raise AccountError(
-                "This account is locked after repeated failed sign-ins. "
-                "Try again later or ask an admin to unlock it."
-            )
+            raise AccountError(failure_message)
         if user is not None and not user.is_active:
             audit.record(
                 session,
@@ -328,9 +330,8 @@ def update_user(
     if not changes:
         return user
     revoke_sessions(session, user_id=user.id, reason="account_changed")
-    for token in session.exec(select(ApiToken).where(ApiToken.user_id == user.id)).all():
-        if active is False and token.revoked_at is None:
-            token.revoked_at = utcnow()
+    if active is False:
+        changes["api_tokens_revoked"] = _revoke_api_tokens(session, user.id)
     audit.record(
         session,
         actor=actor,
@@ -365,10 +366,28 @@ def reset_password(session: Session, *, actor: str, user_id: int, password: str)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     revoke_sessions(session, user_id=user.id, reason="password_reset")
+    # An admin resets a password when an account may be in the wrong hands: its API tokens
+    # are ended too, and their owner creates new ones after signing in.
+    revoked = _revoke_api_tokens(session, user.id)
     audit.record(
-        session, actor=actor, action="user.password_reset", target_type="user", target_id=user.id
+        session,
+        actor=actor,
+        action="user.password_reset",
+        target_type="user",
+        target_id=user.id,
+        details={"api_tokens_revoked": revoked},
     )
     session.commit()
+
+
+def _revoke_api_tokens(session: Session, user_id: int) -> int:
+    """End every live API token of an account; return how many."""
+    live = session.exec(
+        select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
+    ).all()
+    for token in live:
+        token.revoked_at = utcnow()
+    return len(live)
 
 
 def throttled_ips(session: Session) -> list[tuple[str, int]]:
