@@ -172,6 +172,39 @@ def test_withdrawn_batches_do_not_count_as_requested(app, make_user, upload):
     assert [r.classification for r in _subjects(app, again)] == ["valid", "valid"]
 
 
+def test_already_requested_people_are_sent_when_the_earlier_batch_is_withdrawn(
+    app, make_user, upload
+):
+    """No deletion is lost when the batch that covered a person is rejected after the upload."""
+    from webapp.deletion_requests import start_batch
+    from webapp.models import utcnow
+
+    uploader, reviewer = make_user("officer"), make_user("officer")
+    approved = upload(uploader, "user_id,identity\n,kept@x.org\n")
+    _approve(app, reviewer, approved)
+    first = upload(uploader, "user_id,identity\n,x@x.org\n")
+    second = upload(uploader, "user_id,identity\n,x@x.org\n,y@x.org\n,kept@x.org\n")
+    assert [r.classification for r in _subjects(app, second)] == [
+        "already_requested",
+        "valid",
+        "already_requested",
+    ]
+    with app.app_context(), session_scope(write=True) as session:
+        batches.reject(session, actor=reviewer, batch_id=first, reason="wrong list")
+    _approve(app, reviewer, second)
+    with app.app_context(), session_scope(write=True) as session:
+        assert start_batch(session, approved, now=utcnow(), size=10)
+        assert start_batch(session, second, now=utcnow(), size=10)
+    rows = _subjects(app, second)
+    # x@ is covered by no approved batch any more: sent now. kept@ is in an approved batch.
+    assert [(r.classification, r.heap_request_id is not None) for r in rows] == [
+        ("valid", True),
+        ("valid", True),
+        ("already_requested", False),
+    ]
+    assert "not approved" in rows[0].warning
+
+
 def _approve(app, actor, batch_id, **kw):
     with app.app_context(), session_scope(write=True) as session:
         return batches.approve(session, actor=actor, batch_id=batch_id, **kw)
@@ -491,3 +524,19 @@ def test_upload_page_names_the_real_size_of_a_file_over_the_cap(
     assert response.status_code == 400
     assert "The file is 3 KB; the desk accepts at most 2 KB." in response.get_data(as_text=True)
     assert table_counts() == before
+
+
+def test_a_batch_already_sent_in_part_cannot_be_cancelled(app, make_user, upload):
+    """A retried batch is `approved` again, but Heap already has part of it."""
+    from webapp.deletion_requests import start_batch
+    from webapp.models import Batch, utcnow
+
+    uploader, reviewer = make_user("officer"), make_user("officer")
+    batch_id = upload(uploader, "user_id\n1\n2\n")
+    _approve(app, reviewer, batch_id)
+    with app.app_context(), session_scope(write=True) as session:
+        assert start_batch(session, batch_id, now=utcnow(), size=1)
+        session.get(Batch, batch_id).state = "approved"  # as submission.retry_failed leaves it
+        session.commit()
+        with pytest.raises(batches.WrongState, match="already \\(partly\\) sent"):
+            batches.cancel(session, actor=uploader, batch_id=batch_id)

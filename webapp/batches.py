@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from . import audit, deadlines, intake, intake_rows, subject_store
 from .accounts import find_user
-from .models import Batch, BatchState, Environment, Role, RowClass, User, utcnow
+from .models import Batch, BatchState, Environment, HeapRequest, Role, RowClass, User, utcnow
 
 MAX_REASON_LENGTH = 2000
 MAX_REFERENCE_LENGTH = 255
@@ -266,6 +266,16 @@ def cancel(session: Session, *, actor: str, batch_id: int) -> Batch:
     user = _officer(session, actor)
     batch = get_batch(session, batch_id)
     _require_state(batch, CANCELLABLE, "cancelled")
+    sent = session.scalar(
+        sa.select(sa.func.count()).select_from(HeapRequest).where(HeapRequest.batch_id == batch.id)
+    )
+    if sent:
+        # A retried batch is `approved` again, but part of it already reached Heap: cancelling
+        # it now would leave evidence that says "cancelled" about people Heap deleted.
+        raise WrongState(
+            f"Batch {batch.id} was already (partly) sent to Heap, so it can no longer be "
+            "cancelled."
+        )
     previous = batch.state
     _transition(
         session,

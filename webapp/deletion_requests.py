@@ -167,6 +167,75 @@ def plan_chunks(session: Session, batch: Batch, *, size: int) -> list[HeapReques
     return chunks
 
 
+# Batches whose valid subjects are, or will be, sent to Heap.
+COMMITTED_STATES = (
+    BatchState.APPROVED,
+    BatchState.SUBMITTING,
+    BatchState.WAITING_RETRY,
+    BatchState.POLLING,
+    BatchState.COMPLETE,
+    BatchState.FAILED,
+)
+
+
+def revive_uncovered(session: Session, batch: Batch) -> int:
+    """Send "already requested" subjects that no approved batch covers any more.
+
+    At upload a subject also held by an earlier batch is skipped, even if that batch still
+    awaits approval. If that batch was then rejected or cancelled (or never approved), skipping
+    would lose the deletion: at submission such subjects go back to `valid`.
+    """
+    rows = session.exec(
+        select(Subject.id, Subject.fingerprint).where(
+            Subject.batch_id == batch.id,
+            Subject.classification == RowClass.ALREADY_REQUESTED.value,
+        )
+    ).all()
+    if not rows:
+        return 0
+    fingerprints = sorted({fingerprint for _, fingerprint in rows})
+    covered: set[str] = set()
+    for start in range(0, len(fingerprints), 500):
+        covered.update(
+            session.exec(
+                select(Subject.fingerprint)
+                .join(Batch, Batch.id == Subject.batch_id)
+                .where(
+                    Subject.environment_id == batch.environment_id,
+                    Subject.fingerprint.in_(fingerprints[start : start + 500]),
+                    Subject.classification == RowClass.VALID.value,
+                    Subject.state != SubjectState.FAILED.value,
+                    Subject.batch_id != batch.id,
+                    Batch.state.in_([state.value for state in COMMITTED_STATES]),
+                )
+            ).all()
+        )
+    revived = [subject_id for subject_id, fingerprint in rows if fingerprint not in covered]
+    for start in range(0, len(revived), 500):
+        session.exec(
+            sa.update(Subject)
+            .where(Subject.id.in_(revived[start : start + 500]))
+            .values(
+                classification=RowClass.VALID.value,
+                state=SubjectState.PENDING.value,
+                problem=None,
+                warning="already requested in a batch that was not approved: sent with this one",
+            )
+        )
+    if revived:
+        batch.valid_count += len(revived)
+        batch.already_requested_count -= len(revived)
+        audit.record(
+            session,
+            actor=SYSTEM,
+            action="batch.subjects_revived",
+            target_type="batch",
+            target_id=batch.id,
+            details={"count": len(revived)},
+        )
+    return len(revived)
+
+
 def start_batch(session: Session, batch_id: int, *, now: datetime, size: int) -> bool:
     """Plan an approved batch's chunks (once), mark it submitting, commit; True if it has work."""
     batch = lock_batch(session, batch_id)
@@ -178,6 +247,8 @@ def start_batch(session: Session, batch_id: int, *, now: datetime, size: int) ->
         select(sa.func.count()).select_from(HeapRequest).where(HeapRequest.batch_id == batch_id)
     ).one()
     try:
+        if not planned:
+            revive_uncovered(session, batch)
         chunks = [] if planned else plan_chunks(session, batch, size=size)
     except (ValueError, DecryptionError) as error:
         session.rollback()
