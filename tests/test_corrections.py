@@ -370,6 +370,19 @@ def test_a_failed_call_is_recorded_and_can_be_retried(app, sandbox, heap_env):
     assert actions[-2:] == ["correction.retry_requested", "correction.retried"]
 
 
+def test_heap_messages_are_stored_without_the_values_they_echo(app, sandbox, heap_env):
+    message = "identity ann.echo@example.org has a bad property plan=platinum-plus"
+    sandbox.add_faults({"kind": "400", "path": "/api/add_user_properties", "message": message})
+    data = {"identity": "ann.echo@example.org", "properties": {"plan": "platinum-plus"}}
+    correction = send(app, heap_env, "user-properties", data)
+    assert correction.state == "failed" and correction.heap_status == 400
+    stored = correction.heap_message + " ".join(
+        c.heap_message or "" for c in calls_of(app, correction.id)
+    )
+    assert "ann.echo@example.org" not in stored and "platinum-plus" not in stored
+    assert "identity [value] has a bad property plan=[value]" in correction.heap_message
+
+
 def test_a_first_call_failure_leaves_the_second_unsent(app, sandbox, heap_env):
     sandbox.add_faults({"kind": "400", "path": "/api/add_user_properties"})
     data = {"event": "Upgrade", "identity": "ann@example.org", "user_properties": {"plan": "pro"}}

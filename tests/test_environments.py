@@ -161,3 +161,16 @@ def test_keys_rotate_reencrypts_under_the_new_key(app, auth, login_as, monkeypat
     assert decrypt(env.api_key_encrypted, keys=[new_key]) == SECRET_KEY
     with rotated_app.app_context(), session_scope(write=False) as session:
         assert any(e["action"] == "keys.rotated" for e in audit.iter_entries(session))
+
+
+def test_test_connection_explains_an_unreadable_key(app, auth, login_as, sandbox):
+    login_as("admin")
+    auth.post("/environments/new", _form(sandbox))
+    [env] = _environments(app)
+    with app.app_context(), session_scope(write=True) as session:
+        session.get(Environment, env.id).api_key_encrypted = "gAAAAA-not-a-token"
+        session.commit()
+    page = auth.post(
+        f"/environments/{env.id}/test", form_page="/environments", follow_redirects=True
+    ).get_data(as_text=True)
+    assert "cannot be decrypted" in page

@@ -152,18 +152,38 @@ _SENDERS = {
 }
 
 
+def _values(body: object) -> set[str]:
+    """Every identifier and value a call body carries (not its app_id)."""
+    if isinstance(body, dict):
+        return set().union(*(_values(v) for k, v in body.items() if k != "app_id"), set())
+    if isinstance(body, list):
+        return set().union(*(_values(item) for item in body), set())
+    if isinstance(body, bool) or body is None:
+        return set()
+    return {str(body)}
+
+
+def redact(message: str, body: dict) -> str:
+    """Heap's text may echo what it was sent: keep identities and values out of the record."""
+    for value in sorted(_values(body), key=len, reverse=True):
+        if len(value) >= 3:  # shorter ones would mangle ordinary words and numbers
+            message = message.replace(value, "[value]")
+    return message
+
+
 def send_one(client: HeapClient, call_id: int, operation: str, body: dict) -> Outcome:
     """Make one call; every Heap answer becomes an Outcome, never an exception."""
     try:
         result = _SENDERS[operation](client, body)
     except HeapRateLimited as error:
         wait = f" Heap asked to wait {error.retry_after:.0f} s." if error.retry_after else ""
-        return Outcome(call_id, False, error.status, f"{error.message}.{wait}", utcnow())
+        message = redact(f"{error.message}.{wait}", body)
+        return Outcome(call_id, False, error.status, message, utcnow())
     except HeapError as error:
-        return Outcome(call_id, False, error.status, error.message, utcnow())
+        return Outcome(call_id, False, error.status, redact(error.message, body), utcnow())
     # Heap's success bodies ({} / OK / empty) say nothing more than the status does.
     text = (result.body or "").strip()
-    message = "accepted" if text in ("", "{}", "OK") else text[:200]
+    message = "accepted" if text in ("", "{}", "OK") else redact(text[:200], body)
     return Outcome(call_id, True, result.status_code, message, utcnow())
 
 

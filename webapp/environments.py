@@ -9,7 +9,7 @@ from flask import current_app
 from sqlmodel import Session, select
 
 from . import audit
-from .crypto import decrypt, encrypt, fingerprint
+from .crypto import DecryptionError, decrypt, encrypt, fingerprint
 from .heap import HeapClient, HeapError, HeapURLNotAllowed, check_base_url
 from .models import Environment, Region, utcnow
 
@@ -190,6 +190,12 @@ def test_connection(session: Session, *, actor: str, environment_id: int) -> tup
         ok, message = True, "Heap issued a token: the app_id and API key work."
     except HeapError as error:
         ok, message = False, f"Heap refused: {error}"
+    except DecryptionError:
+        ok = False
+        message = (
+            "The stored API key cannot be decrypted with DESK_ENCRYPTION_KEYS (was a key removed "
+            "before `desk keys rotate`?). Enter the key again to replace it."
+        )
     env = get_environment(session, env_id)
     if ok:
         env.last_connection_ok_at = utcnow()
