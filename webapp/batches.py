@@ -273,8 +273,7 @@ def cancel(session: Session, *, actor: str, batch_id: int) -> Batch:
         # A retried batch is `approved` again, but part of it already reached Heap: cancelling
         # it now would leave evidence that says "cancelled" about people Heap deleted.
         raise WrongState(
-            f"Batch {batch.id} was already (partly) sent to Heap, so it can no longer be "
-            "cancelled."
+            f"Batch {batch.id} was already (partly) sent to Heap, so it can no longer be cancelled."
         )
     previous = batch.state
     _transition(
