@@ -131,7 +131,9 @@ def test_inprocess_scheduler_one_worker_holds_the_lease_and_hands_it_back(app, s
     held_by = wait_for(holder, "no worker took the lease", process, log, START_TIMEOUT)
     pid = int(held_by.split(":")[1])
     assert pid in workers and pid != process.pid
-    scheduler = requests.get(url, timeout=5).json()["scheduler"]
+    body = requests.get(url, timeout=5).json()
+    assert "scheduler" in body, body
+    scheduler = body["scheduler"]
     assert scheduler["mode"] == "inprocess" and scheduler["lease_valid"]
     assert stop(process) == 0
     assert lease_row(app).expires_at <= utcnow()  # released at shutdown: a successor starts now

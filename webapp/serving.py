@@ -30,6 +30,17 @@ class DeskServer(BaseApplication):
         return self.application
 
 
+def _post_fork(_server, worker) -> None:
+    """Give each worker its own database connections.
+
+    The master opened the engine's pool (checking migrations) before forking; a PostgreSQL
+    connection used by two processes at once corrupts both sides' protocol state.
+    """
+    engine = worker.app.application.extensions.get("desk_engine")
+    if engine is not None:
+        engine.dispose(close=False)
+
+
 def _post_worker_init(worker) -> None:
     """Start the in-process scheduler in each worker; the lease lets only one of them work."""
     app = worker.app.application
@@ -51,6 +62,9 @@ def _worker_exit(_server, worker) -> None:
 
 def run_gunicorn(app: Flask, *, bind: str, workers: int, threads: int) -> None:
     """Serve until stopped."""
+    engine = app.extensions.get("desk_engine")
+    if engine is not None:
+        engine.dispose()  # close the master's connections before the workers fork
     options = {
         "bind": bind,
         "workers": workers,
@@ -61,6 +75,7 @@ def run_gunicorn(app: Flask, *, bind: str, workers: int, threads: int) -> None:
         "accesslog": "-",
         # Paths only: query strings may carry identifiers (lookups), so they are not logged.
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms',
+        "post_fork": _post_fork,
         "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
         "forwarded_allow_ips": "127.0.0.1",
