@@ -9,8 +9,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from webapp import batches, environments
+from webapp import environments
 from webapp.db import session_scope
+from webapp.erasure import batches
 from webapp.models import AuditEntry, Batch, HeapRequest, Subject, SubjectState, utcnow
 
 __all__ = ["complete_batch", "env_id", "make_env", "table_counts", "upload"]

@@ -20,7 +20,9 @@ from cryptography.fernet import Fernet
 from sandbox_fixtures import *  # noqa: F401,F403  (the Heap sandbox fixtures)
 from sqlalchemy.engine import make_url
 
-from webapp import accounts, api_tokens, create_app, migrations
+from webapp import create_app, migrations
+from webapp.accounts import tokens as api_tokens
+from webapp.accounts import users as accounts
 from webapp.db import session_scope
 
 PASSWORD = "correct horse battery staple"

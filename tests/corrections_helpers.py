@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from webapp import accounts, environments
+from webapp import environments
+from webapp.accounts import users as accounts
+from webapp.corrections.pacing import Pacer
 from webapp.crypto import encrypt, subject_fingerprint
 from webapp.db import session_scope
 from webapp.models import AuditEntry, Batch, Subject
-from webapp.pacing import Pacer
 
 __all__ = [
     "audit_details",

@@ -23,8 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlmodel import select
 from workflow_factories import make_environment
 
-from webapp import audit, batches, polling, submission
 from webapp.db import get_engine, session_scope
+from webapp.erasure import batches, polling, submission
+from webapp.evidence import audit
 from webapp.models import AuditEntry, Batch, HeapDeletionId, Subject, utcnow
 
 __all__ = [

@@ -8,8 +8,9 @@ import pytest
 from conftest import PASSWORD
 from sqlmodel import select
 
-from webapp import accounts, audit
+from webapp.accounts import users as accounts
 from webapp.db import session_scope
+from webapp.evidence import audit
 from webapp.models import LoginSession, User, utcnow
 
 

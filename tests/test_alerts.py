@@ -19,19 +19,14 @@ from workflow_factories import (
     make_environment,
 )
 
-from webapp import alerts, submission
 from webapp.crypto import subject_fingerprint
 from webapp.db import session_scope
-from webapp.models import (
-    Batch,
-    BatchState,
-    ChunkState,
-    HeapRequest,
-    Subject,
-    SubjectState,
-    utcnow,
-)
-from webapp.scheduler import JOBS, DeskScheduler, acquire_lease, load_jobs
+from webapp.erasure import submission
+from webapp.jobs import alerts
+from webapp.jobs.schedule import JOBS
+from webapp.jobs.scheduler import DeskScheduler
+from webapp.lease import acquire_lease
+from webapp.models import Batch, BatchState, ChunkState, HeapRequest, Subject, SubjectState, utcnow
 
 # 09:30 UTC: after the default digest hour (7).
 NOW = utcnow().replace(hour=9, minute=30)
@@ -290,7 +285,6 @@ def test_a_scheduler_that_lost_the_lease_sends_nothing(
 
 def test_the_alerts_job_runs_under_the_scheduler(app, mail_server, alert_settings, seeded):
     alert_settings(mail_server.port, DESK_DIGEST_HOUR_UTC="0")  # the real clock is past it
-    load_jobs()
     (job,) = [job for job in JOBS if job.id == "alerts"]
     assert job.seconds(app) == 60
     assert DeskScheduler(app, holder="desk-scheduler").tick(job) is True

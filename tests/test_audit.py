@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from conftest import ON_POSTGRES
 from sqlalchemy.exc import DBAPIError
 
-from webapp import audit
 from webapp.db import get_engine, session_scope
+from webapp.evidence import audit
 
 
 def _append(app, n: int, actor: str = "tester") -> None:

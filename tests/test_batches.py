@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from batch_fixtures import *  # noqa: F401,F403
 from sqlmodel import select
 
-from webapp import audit, batches
 from webapp.crypto import decrypt, subject_fingerprint
 from webapp.db import session_scope
+from webapp.erasure import batches
+from webapp.evidence import audit
 from webapp.models import Batch, HeapRequest, Subject
 
 # ≥ 20 uploads that must be refused as a whole, each with its own message.
@@ -176,7 +177,7 @@ def test_already_requested_people_are_sent_when_the_earlier_batch_is_withdrawn(
     app, make_user, upload
 ):
     """No deletion is lost when the batch that covered a person is rejected after the upload."""
-    from webapp.deletion_requests import start_batch
+    from webapp.erasure.lifecycle import start_batch
     from webapp.models import utcnow
 
     uploader, reviewer = make_user("officer"), make_user("officer")
@@ -283,11 +284,11 @@ def test_retry_only_for_failed_or_waiting_batches(app, make_user, upload, monkey
         session.get(Batch, batch_id).state = "approved"
         session.commit()
 
-    import webapp
+    import webapp.erasure
 
     fake = types.SimpleNamespace(retry_failed=retry_failed, SubmissionError=ValueError)
-    monkeypatch.setitem(sys.modules, "webapp.submission", fake)
-    monkeypatch.setattr(webapp, "submission", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "webapp.erasure.submission", fake)
+    monkeypatch.setattr(webapp.erasure, "submission", fake, raising=False)
     with app.app_context(), session_scope(write=True) as session:
         session.get(Batch, batch_id).state = "failed"
         session.commit()
@@ -499,7 +500,7 @@ def test_subject_page_extends_the_deadline(app, client, auth, make_user, upload)
         form_page=path,
     )
     page = _page(client, response.location)
-    from webapp.deadlines import due_on
+    from webapp.erasure.deadlines import due_on
 
     assert f"Deadline extended to {due_on(subject.received_on, 2).isoformat()}" in page
     assert "extended by the maximum of two months" in page
@@ -528,7 +529,7 @@ def test_upload_page_names_the_real_size_of_a_file_over_the_cap(
 
 def test_a_batch_already_sent_in_part_cannot_be_cancelled(app, make_user, upload):
     """A retried batch is `approved` again, but Heap already has part of it."""
-    from webapp.deletion_requests import start_batch
+    from webapp.erasure.lifecycle import start_batch
     from webapp.models import Batch, utcnow
 
     uploader, reviewer = make_user("officer"), make_user("officer")

@@ -19,8 +19,8 @@ from conftest import PASSWORD
 from evidence_fixtures import *  # noqa: F401,F403  (signing_key_env: PostgreSQL needs one)
 from playwright.sync_api import Page, expect
 
-from webapp.polling import poll_due
-from webapp.submission import submit_due
+from webapp.erasure.polling import poll_due
+from webapp.erasure.submission import submit_due
 
 pytestmark = pytest.mark.browser
 

@@ -34,8 +34,8 @@ def _sign_in(page, server: str, email: str) -> None:
 def test_upload_preview_approve_complete(
     app, live_server, browser_page, artifacts_dir, sandbox, make_user, make_env
 ):
-    from webapp.polling import poll_due
-    from webapp.submission import submit_due
+    from webapp.erasure.polling import poll_due
+    from webapp.erasure.submission import submit_due
 
     page = browser_page
     uploader = make_user("officer", email="ada.officer@example.org")

@@ -10,8 +10,8 @@ from evidence_fixtures import *  # noqa: F401,F403
 from evidence_fixtures import head_of, subjects_of
 from workflow_factories import identifiers, make_batch, make_environment
 
-from webapp import certificates, checkpoints, signing
 from webapp.db import session_scope
+from webapp.evidence import certificates, checkpoints, signing
 from webapp.models import Batch, BatchState
 
 

@@ -14,12 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from evidence_fixtures import *  # noqa: F401,F403
 from evidence_fixtures import head_of, seed
 
-from webapp import audit, checkpoints, create_app, signing
+from webapp import create_app
 from webapp.cli import audit_checkpoint, audit_verify
 from webapp.db import get_engine, session_scope
+from webapp.evidence import audit, checkpoints, signing
+from webapp.evidence.verifier_script import checkpoint_message, ed25519_verify
+from webapp.jobs.scheduler import tick_once
 from webapp.models import AuditCheckpoint, utcnow
-from webapp.scheduler import tick_once
-from webapp.verifier_script import checkpoint_message, ed25519_verify
 
 
 def sign(app, actor: str = "test") -> AuditCheckpoint:

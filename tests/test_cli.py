@@ -6,9 +6,10 @@ import json
 
 from conftest import PASSWORD
 
-from webapp import accounts, audit
+from webapp.accounts import users as accounts
 from webapp.cli import audit_export, tokens_create, users_create
 from webapp.db import session_scope
+from webapp.evidence import audit
 
 
 def test_users_create_reads_the_password_from_stdin(app, runner):

@@ -10,14 +10,14 @@ from corrections_helpers import *  # noqa: F401,F403
 from corrections_helpers import audit_details, deleted_subject, make_env, sandbox_data
 from sqlmodel import select
 
-from webapp import corrections
-from webapp.corrections_guard import GuardRefused
-from webapp.corrections_plans import CorrectionInputError, plan
+from webapp.corrections import service as corrections
+from webapp.corrections.guard import GuardRefused
+from webapp.corrections.pacing import Pacer
+from webapp.corrections.plans import CorrectionInputError, plan
 from webapp.crypto import subject_fingerprint
 from webapp.db import session_scope
 from webapp.heap import HeapClient
 from webapp.models import AuditEntry, Correction, CorrectionCall, utcnow
-from webapp.pacing import Pacer
 
 OFFICER = "officer@example.org"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webapp.corrections_bulk import MAX_ROWS, BulkInputError, chunks, decode, parse
+from webapp.corrections.bulk import MAX_ROWS, BulkInputError, chunks, decode, parse
 
 
 @pytest.mark.parametrize("delimiter", [",", ";", "\t"])

@@ -8,8 +8,9 @@ import pytest
 from batch_fixtures import *  # noqa: F401,F403
 from sqlmodel import select
 
-from webapp import audit, deadlines
 from webapp.db import session_scope
+from webapp.erasure import deadlines
+from webapp.evidence import audit
 from webapp.models import Subject
 
 
@@ -141,7 +142,7 @@ def test_at_risk_lists_overdue_and_due_soon_but_not_withdrawn_batches(
     done = upload(officer, f"identity,received_on\ndone@x.org,{overdue}\n")
     complete_batch(done)
     withdrawn = upload(officer, f"identity,received_on\ngone@x.org,{overdue}\n")
-    from webapp import batches
+    from webapp.erasure import batches
 
     with app.app_context(), session_scope(write=True) as session:
         batches.cancel(session, actor=officer, batch_id=withdrawn)

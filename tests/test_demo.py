@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from webapp import accounts, demo, intake
+from webapp import demo
+from webapp.accounts import users as accounts
 from webapp.cli import demo_seed
 from webapp.db import session_scope
 from webapp.environments import list_environments
+from webapp.erasure import intake
 
 
 def test_demo_seed_prepares_an_empty_desk(app, runner, tmp_path):

@@ -8,9 +8,9 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 from sqlmodel import select
 
-from webapp import audit
 from webapp.crypto import decrypt
 from webapp.db import session_scope
+from webapp.evidence import audit
 from webapp.models import Environment
 
 SECRET_KEY = "heap-api-key-0123456789-very-secret"

@@ -14,9 +14,11 @@ from evidence_fixtures import *  # noqa: F401,F403
 from evidence_fixtures import IDENTITIES, USER_IDS, seed, subjects_of
 from workflow_factories import identifiers, make_batch, make_environment
 
-from webapp import audit, batches, evidence, exports
 from webapp.db import session_scope
-from webapp.evidence_reports import REPORT_COLUMNS
+from webapp.erasure import batches
+from webapp.evidence import audit, exports
+from webapp.evidence import facts as evidence
+from webapp.evidence.reports import REPORT_COLUMNS
 from webapp.models import BatchState, Subject
 
 

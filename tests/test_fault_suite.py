@@ -41,10 +41,11 @@ from workflow_factories import (
     subject_states,
 )
 
-from webapp import polling, submission
 from webapp.db import session_scope
-from webapp.deletion_requests import SUBMITTABLE
+from webapp.erasure import polling, submission
+from webapp.erasure.lifecycle import SUBMITTABLE
 from webapp.heap import HeapClient
+from webapp.lease import LEASE_NAME
 from webapp.models import (
     Batch,
     BatchState,
@@ -55,7 +56,6 @@ from webapp.models import (
     utcnow,
 )
 from webapp.sandbox import start_sandbox
-from webapp.scheduler import LEASE_NAME
 
 SEED = 20_250_607
 SUBJECTS = 10_000

@@ -11,8 +11,8 @@ from sqlmodel import select
 from workflow_factories import make_accepted_chunks
 
 from webapp.db import session_scope
+from webapp.lease import acquire_lease
 from webapp.models import ChunkState, HeapRequest, utcnow
-from webapp.scheduler import acquire_lease
 
 
 def _no_heap(users) -> str:

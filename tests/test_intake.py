@@ -8,8 +8,9 @@ from datetime import date
 
 import pytest
 
-from webapp import intake, intake_rows
 from webapp.crypto import subject_fingerprint
+from webapp.erasure import intake
+from webapp.erasure import rows as intake_rows
 
 KEY = "test-fingerprint-key-intake"
 TODAY = date(2025, 3, 10)

@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from batch_fixtures import *  # noqa: F401,F403
 
-from webapp import batches, lookup
 from webapp.db import session_scope
+from webapp.erasure import batches, lookup
 from webapp.models import Subject, utcnow
 
 
@@ -115,8 +115,8 @@ def test_subject_page_shows_the_request_and_deadline(
 
 
 def test_lookups_are_audited_by_fingerprint_only(app, client, auth, login_as):
-    from webapp import audit as audit_module
     from webapp.db import session_scope
+    from webapp.evidence import audit as audit_module
 
     login_as("auditor")
     client.get("/lookup?kind=identity&value=someone%40example.org&environment_id=")

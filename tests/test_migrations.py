@@ -6,8 +6,9 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine
 
-from webapp import audit, migrations
+from webapp import migrations
 from webapp.db import make_engine
+from webapp.evidence import audit
 
 
 def test_single_head():

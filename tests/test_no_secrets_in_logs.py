@@ -19,7 +19,8 @@ from conftest import PASSWORD
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
 
-from webapp import lookup, polling, serving, submission
+from webapp import serving
+from webapp.erasure import lookup, polling, submission
 from webapp.models import utcnow
 
 API_KEY = "heap-deletion-key-7e1f0c2a9b"  # noqa: S105 - the test's own fake key

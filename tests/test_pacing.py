@@ -8,10 +8,8 @@ import pytest
 from corrections_helpers import *  # noqa: F401,F403
 from corrections_helpers import sandbox_data
 
-from webapp import corrections
-from webapp.db import session_scope
-from webapp.heap import HeapRateLimited
-from webapp.pacing import (
+from webapp.corrections import service as corrections
+from webapp.corrections.pacing import (
     EVENTS_PER_APP,
     EVENTS_PER_IDENTITY,
     REQUESTS_PER_IDENTITY,
@@ -19,6 +17,8 @@ from webapp.pacing import (
     Pacer,
     claims_for,
 )
+from webapp.db import session_scope
+from webapp.heap import HeapRateLimited
 from webapp.sandbox.state import SandboxState
 
 WINDOW = REQUESTS_PER_IDENTITY.window

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import PASSWORD
 
-from webapp import accounts
+from webapp.accounts import users as accounts
+from webapp.accounts.passwords import common_passwords, is_common_password
 from webapp.db import session_scope
-from webapp.passwords_common import common_passwords, is_common_password
 
 MESSAGE = "This password is too common; choose another."
 

@@ -18,11 +18,11 @@ from workflow_factories import (
     subject_states,
 )
 
-from webapp import polling
 from webapp.db import session_scope
+from webapp.erasure import polling
 from webapp.heap import HeapClient
+from webapp.lease import acquire_lease
 from webapp.models import HeapDeletionId, utcnow
-from webapp.scheduler import acquire_lease
 
 INTERVAL = 900
 

@@ -13,12 +13,13 @@ from evidence_fixtures import run_verifier, subjects_of, unzip
 from sqlmodel import select
 from workflow_factories import make_batch, make_environment
 
-from webapp import audit, batches, certificates, checkpoints, lookup, retention
 from webapp.cli import retention_purge
 from webapp.db import session_scope
-from webapp.evidence_pack import evidence_pack
+from webapp.erasure import batches, lookup, retention
+from webapp.evidence import audit, certificates, checkpoints
+from webapp.evidence.pack import evidence_pack
+from webapp.jobs.scheduler import tick_once
 from webapp.models import Batch, BatchState, Subject, utcnow
-from webapp.scheduler import tick_once
 
 
 def purge(app, *, now, days: int = 30) -> retention.PurgeResult:

@@ -24,19 +24,14 @@ from workflow_factories import (
     make_environment,
 )
 
-from webapp import scheduler, submission
 from webapp.db import session_scope
+from webapp.erasure import submission
 from webapp.heap import HeapClient
+from webapp.jobs.schedule import Job
+from webapp.jobs.scheduler import DeskScheduler, tick_once
+from webapp.lease import LEASE_NAME, acquire_lease, lease_is_current, release_lease
 from webapp.models import SchedulerLease, utcnow
 from webapp.sandbox import start_sandbox
-from webapp.scheduler import (
-    DeskScheduler,
-    Job,
-    acquire_lease,
-    lease_is_current,
-    release_lease,
-    tick_once,
-)
 
 
 def acquire(app, holder: str, ttl: int = 60) -> int | None:
@@ -46,7 +41,7 @@ def acquire(app, holder: str, ttl: int = 60) -> int | None:
 
 def lease(app) -> SchedulerLease:
     with app.app_context(), session_scope(write=False) as session:
-        return session.get(SchedulerLease, scheduler.LEASE_NAME)
+        return session.get(SchedulerLease, LEASE_NAME)
 
 
 def expire_lease(app) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from webapp import accounts, api_tokens
+from webapp.accounts import tokens as api_tokens
+from webapp.accounts import users as accounts
 from webapp.db import session_scope
 from webapp.models import User
 

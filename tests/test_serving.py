@@ -21,8 +21,8 @@ import requests
 
 from webapp.config import ConfigError, load_settings
 from webapp.db import session_scope
+from webapp.lease import LEASE_NAME
 from webapp.models import SchedulerLease, utcnow
-from webapp.scheduler import LEASE_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 DESK = str(Path(sys.executable).parent / "desk")

@@ -31,9 +31,10 @@ from workflow_factories import (
     subject_states,
 )
 
-from webapp import audit, polling, submission
 from webapp.db import session_scope
-from webapp.deletion_requests import format_retry_time, start_batch
+from webapp.erasure import polling, submission
+from webapp.erasure.lifecycle import format_retry_time, start_batch
+from webapp.evidence import audit
 from webapp.heap import HeapClient
 from webapp.models import HeapRequest, utcnow
 
@@ -275,7 +276,8 @@ def test_an_answer_that_never_comes_is_resubmitted_and_every_request_kept(
 
 CRASH_AFTER_POST = """
 import json, os, signal, sys
-from webapp import create_app, submission
+from webapp import create_app
+from webapp.erasure import submission
 from webapp.heap import HeapClient
 
 real = HeapClient.delete_users

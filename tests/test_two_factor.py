@@ -11,9 +11,11 @@ import pytest
 from conftest import PASSWORD, AuthActions
 from sqlmodel import select
 
-from webapp import accounts, audit, two_factor
+from webapp.accounts import two_factor
+from webapp.accounts import users as accounts
 from webapp.crypto import decrypt
 from webapp.db import session_scope
+from webapp.evidence import audit
 from webapp.models import LoginSession, RecoveryCode, UserTotp
 from webapp.views import two_factor as two_factor_views
 

@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from flask import Flask
 from sqlmodel import select
 
-from webapp import audit, environments
+from webapp import environments
 from webapp.crypto import encrypt, subject_fingerprint
 from webapp.db import session_scope
+from webapp.evidence import audit
 from webapp.models import (
     Batch,
     BatchState,

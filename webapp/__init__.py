@@ -8,13 +8,13 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
-from . import db, errors, navigation, security
-from .config import load_settings
-from .extensions import csrf
+from webapp import db, errors, navigation
+from webapp.accounts import access as security
+from webapp.config import load_settings
+from webapp.forms import csrf
+from webapp.models import MAX_ID
 
 ROOT = Path(__file__).resolve().parent.parent
-# Ids are INTEGER columns (int4 on PostgreSQL): a larger number in a URL would overflow the driver.
-MAX_ID = 2**31 - 1
 
 
 class IdConverter(IntegerConverter):
@@ -62,10 +62,19 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def register_blueprints(app: Flask) -> None:
     """Attach every blueprint; the API is exempt from CSRF because it takes bearer tokens only."""
-    from .api import api
-    from .views import admin, audit_views, auth, batches, corrections, environments, home, subjects
-    from .views import evidence as evidence_views
-    from .views import two_factor as two_factor_views
+    from webapp.api import api
+    from webapp.views import (
+        admin,
+        audit_views,
+        auth,
+        batches,
+        corrections,
+        environments,
+        home,
+        subjects,
+    )
+    from webapp.views import evidence as evidence_views
+    from webapp.views import two_factor as two_factor_views
 
     for blueprint in (
         auth.bp,

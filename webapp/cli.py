@@ -11,24 +11,18 @@ from pathlib import Path
 import click
 from flask import Flask
 
-from . import (
-    accounts,
-    api_tokens,
-    audit,
-    checkpoints,
-    exports,
-    keys,
-    migrations,
-    retention,
-    signing,
-)
-from .config import ConfigError
-from .db import get_engine, session_scope
+from webapp import keys, migrations
+from webapp.accounts import tokens as api_tokens
+from webapp.accounts import users as accounts
+from webapp.config import ConfigError
+from webapp.db import get_engine, session_scope
+from webapp.erasure import retention
+from webapp.evidence import audit, checkpoints, exports, signing
 
 
 def make_app() -> Flask:
     """Build the app, turning a configuration problem into a plain message and exit 2."""
-    from . import create_app
+    from webapp import create_app
 
     try:
         return create_app()
@@ -56,7 +50,7 @@ def _require_head(app: Flask) -> None:
 @click.option("--threads", type=int, default=4, show_default=True, help="Threads per worker.")
 def serve(host: str | None, port: int | None, workers: int, threads: int) -> None:
     """Serve with gunicorn; each worker runs the scheduler when DESK_SCHEDULER=inprocess."""
-    from .serving import run_gunicorn
+    from webapp.serving import run_gunicorn
 
     app = make_app()
     _require_head(app)
@@ -72,7 +66,7 @@ def serve(host: str | None, port: int | None, workers: int, threads: int) -> Non
 @click.option("--once", is_flag=True, help="Run every job once (if this process gets the lease).")
 def scheduler(once: bool) -> None:
     """Run the scheduler as its own process (one of them works at a time, by lease)."""
-    from .scheduler import DeskScheduler, load_jobs, tick_once
+    from webapp.jobs.scheduler import DeskScheduler, tick_once
 
     app = make_app()
     _require_head(app)
@@ -80,7 +74,6 @@ def scheduler(once: bool) -> None:
         ran = tick_once(app)
         click.echo("ran: " + (", ".join(ran) or "nothing (another scheduler holds the lease)"))
         return
-    load_jobs()
     desk_scheduler = DeskScheduler(app)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -92,7 +85,7 @@ def scheduler(once: bool) -> None:
 
 
 def _register_sandbox() -> None:
-    from .sandbox.cli import sandbox_command
+    from webapp.sandbox.cli import sandbox_command
 
     main.add_command(sandbox_command)
 
@@ -104,7 +97,7 @@ _register_sandbox()
 @click.option("--sandbox-url", default="http://127.0.0.1:8765", show_default=True)
 def demo_seed(sandbox_url: str) -> None:
     """Seed an EMPTY database with demo accounts and a sandbox environment (`make demo`)."""
-    from . import demo
+    from webapp import demo
 
     app = make_app()
     _require_head(app)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlmodel import Session
 
-from . import accounts
-from .environments import EnvironmentInput, create_environment
-from .sandbox import DEFAULT_API_KEY, DEFAULT_APP_ID
+from webapp.accounts import users as accounts
+from webapp.environments import EnvironmentInput, create_environment
+from webapp.sandbox import DEFAULT_API_KEY, DEFAULT_APP_ID
 
 DEMO_PASSWORD = "demo desk passphrase 7319"  # noqa: S105 (printed for the demo, never production)
 DEMO_ACCOUNTS = [

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlmodel import Session, select
 
-from . import audit
-from .crypto import DecryptionError, decrypt, encrypt, fingerprint
-from .heap import HeapClient, HeapError, HeapURLNotAllowed, check_base_url
-from .models import Environment, Region, utcnow
+from webapp.crypto import DecryptionError, decrypt, encrypt, fingerprint
+from webapp.evidence import audit
+from webapp.heap import HeapClient, HeapError, HeapURLNotAllowed, check_base_url
+from webapp.models import Environment, Region, utcnow
 
 log = logging.getLogger(__name__)
 

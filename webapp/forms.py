@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
+from flask_wtf import CSRFProtect, FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
@@ -24,13 +24,16 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from .models import Region, Role
+from webapp.models import Region, Role
 
 ROLE_CHOICES = [SelectChoice(r.value, r.value.capitalize()) for r in Role]
 PASSWORD_HELP = "At least 12 characters. A long phrase is easiest to remember."  # noqa: S105
 PASSWORD_LENGTH = Length(
     min=12, max=256, message="The password must be 12 to 256 characters long (at least 12)."
 )
+
+# CSRF on every form and POST; created unbound and bound in create_app with init_app.
+csrf = CSRFProtect()
 
 
 class SetupForm(FlaskForm):

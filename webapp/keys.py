@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from . import audit
-from .crypto import rotate
-from .models import CorrectionCall, Environment, Subject, UserTotp
+from webapp.crypto import rotate
+from webapp.evidence import audit
+from webapp.models import CorrectionCall, Environment, Subject, UserTotp
 
 # Every (table, column) holding Fernet ciphertext. Add new encrypted columns here so that
 # `desk keys rotate` re-encrypts them too.

@@ -19,6 +19,10 @@ SQLModel.metadata.naming_convention = {
 }
 
 
+# Ids are INTEGER columns (int4 on PostgreSQL): a larger number in a URL would overflow the driver.
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     """The current time, tz-aware UTC, to the microsecond."""
     return datetime.now(UTC)

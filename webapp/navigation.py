@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, request, url_for
 
-from .models import Role
+from webapp.models import Role
 
 
 @dataclass(frozen=True)

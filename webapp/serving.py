@@ -46,9 +46,8 @@ def _post_worker_init(worker) -> None:
     app = worker.app.application
     if app.config["DESK_SCHEDULER"] != "inprocess":
         return
-    from .scheduler import DeskScheduler, load_jobs
+    from webapp.jobs.scheduler import DeskScheduler
 
-    load_jobs()
     desk_scheduler = DeskScheduler(app)
     desk_scheduler.start()
     app.extensions["desk_scheduler"] = desk_scheduler

@@ -18,8 +18,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from webapp import audit, create_app, exports, migrations
+from webapp import create_app, migrations
 from webapp.db import get_engine, session_scope
+from webapp.evidence import audit, exports
 from webapp.models import utcnow
 
 APPENDS, PER_TRANSACTION, SINGLES = 10_000, 100, 500

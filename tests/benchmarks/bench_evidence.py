@@ -16,19 +16,12 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from tests.benchmarks.bench_audit import bench_app, seed_sqlite
-from webapp import audit, certificates, checkpoints, evidence_reports
 from webapp.crypto import encrypt, subject_fingerprint
 from webapp.db import session_scope
-from webapp.evidence_pack import evidence_pack
-from webapp.models import (
-    Batch,
-    Environment,
-    HeapDeletionId,
-    HeapRequest,
-    Subject,
-    User,
-    utcnow,
-)
+from webapp.evidence import audit, certificates, checkpoints
+from webapp.evidence import reports as evidence_reports
+from webapp.evidence.pack import evidence_pack
+from webapp.models import Batch, Environment, HeapDeletionId, HeapRequest, Subject, User, utcnow
 
 SUBJECTS, CHAIN = 10_000, 100_000
 

@@ -49,7 +49,8 @@ def _app(folder: Path):
 
 
 def _people_and_environment(session) -> None:
-    from webapp import accounts, environments
+    from webapp import environments
+    from webapp.accounts import users as accounts
 
     for email in ("ada@example.org", "ben@example.org"):
         accounts.create_user(session, actor="bench", email=email, password=PASSWORD, role="officer")
@@ -121,8 +122,8 @@ def _seed_small_batches(session) -> None:
 
 def _big_batches(app) -> tuple[int, int]:
     """Two 10,000-subject uploads by Ada: one left awaiting approval, one being polled."""
-    from webapp import batches
     from webapp.db import session_scope
+    from webapp.erasure import batches
     from webapp.models import Batch, HeapDeletionId, HeapRequest, Subject, utcnow
 
     ids = []

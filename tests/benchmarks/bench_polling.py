@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from workflow_factories import make_accepted_chunks, make_environment  # noqa: E402
 
-from webapp import create_app, migrations, polling  # noqa: E402
+from webapp import create_app, migrations  # noqa: E402
+from webapp.erasure import polling  # noqa: E402
 from webapp.heap import HeapClient  # noqa: E402
 from webapp.models import utcnow  # noqa: E402
 from webapp.sandbox import DEFAULT_API_KEY, DEFAULT_APP_ID  # noqa: E402

@@ -53,7 +53,8 @@ def make_app(config: dict):
 
 def _template(folder: Path) -> tuple[Path, dict]:
     """A migrated database with one officer and a Main Production environment."""
-    from webapp import accounts, environments, migrations
+    from webapp import environments, migrations
+    from webapp.accounts import users as accounts
     from webapp.db import session_scope
 
     path = folder / "template.db"
@@ -91,8 +92,8 @@ def _template(folder: Path) -> tuple[Path, dict]:
 
 def _desk_once(template: Path, config: dict, data: bytes, run: int) -> tuple[float, float]:
     """One timed upload on a fresh copy, after an untimed 3-row one: (wall, CPU) seconds."""
-    from webapp import batches
     from webapp.db import session_scope
+    from webapp.erasure import batches
 
     path = template.with_name(f"desk-{run}.db")
     shutil.copy(template, path)

@@ -46,8 +46,10 @@ def seed(
     rows: int,
 ) -> Seeded:
     """Create `users` accounts (half officers), Main Production on the sandbox, and batches."""
-    from webapp import accounts, batches, environments, polling, submission
+    from webapp import environments
+    from webapp.accounts import users as accounts
     from webapp.db import session_scope
+    from webapp.erasure import batches, polling, submission
     from webapp.models import Batch
     from webapp.sandbox import DEFAULT_API_KEY, DEFAULT_APP_ID
 

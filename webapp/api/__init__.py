@@ -5,7 +5,7 @@ from flask import Blueprint
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Every API module; each attaches its routes to `api` and describes them in its PATHS.
-from . import (  # noqa: E402,F401
+from webapp.api import (  # noqa: E402,F401
     audit_api,
     batches_api,
     corrections_api,

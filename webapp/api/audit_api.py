@@ -7,14 +7,14 @@ from datetime import datetime
 from flask import current_app, jsonify, request
 from sqlmodel import select
 
-from .. import audit, checkpoints, exports
-from ..db import get_session, session_scope
-from ..errors import api_error
-from ..models import AuditEntry, Role
-from ..security import role_required
-from . import api
-from .common import whole_number
-from .openapi import op, query
+from webapp.accounts.access import role_required
+from webapp.api import api
+from webapp.api.common import whole_number
+from webapp.api.openapi import op, query
+from webapp.db import get_session, session_scope
+from webapp.errors import api_error
+from webapp.evidence import audit, checkpoints, exports
+from webapp.models import AuditEntry, Role
 
 MAX_LIMIT = 1000
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .. import batch_queries
-from .. import batches as service
-from ..errors import api_error
-from ..models import Batch
+from webapp.erasure import batches as service
+from webapp.erasure import queries as batch_queries
+from webapp.errors import api_error
+from webapp.models import Batch
 
 
 def fail(error: service.BatchError):

@@ -7,17 +7,16 @@ from datetime import date
 from flask import jsonify, request
 from flask_login import current_user
 
-from .. import MAX_ID
-from .. import batch_queries as queries
-from .. import batches as service
-from ..db import get_session
-from ..errors import api_error
-from ..models import BatchState, Environment, Role
-from ..security import role_required
-from . import api
-from .batch_json import detail_json, fail, summary
-from .common import BadInput, json_body, whole_number
-from .openapi import op, query
+from webapp.accounts.access import role_required
+from webapp.api import api
+from webapp.api.batch_json import detail_json, fail, summary
+from webapp.api.common import BadInput, json_body, whole_number
+from webapp.api.openapi import op, query
+from webapp.db import get_session
+from webapp.erasure import batches as service
+from webapp.erasure import queries
+from webapp.errors import api_error
+from webapp.models import MAX_ID, BatchState, Environment, Role
 
 MAX_PROBLEMS = 100
 MAX_PER_PAGE = 200

@@ -7,8 +7,8 @@ from typing import Any
 from flask import request
 from werkzeug.exceptions import BadRequest
 
-from .. import MAX_ID
-from ..errors import api_error
+from webapp.errors import api_error
+from webapp.models import MAX_ID
 
 
 class BadInput(ValueError):

@@ -8,16 +8,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from flask import jsonify, request
 from flask_login import current_user
 
-from .. import MAX_ID
-from .. import corrections as service
-from ..corrections_plans import CorrectionInputError
-from ..db import get_session
-from ..errors import api_error
-from ..models import Correction, CorrectionCall, CorrectionOperation, Role
-from ..security import role_required
-from . import api
-from .common import BadInput, bad_input, json_body, whole_number
-from .openapi import op, query
+from webapp.accounts.access import role_required
+from webapp.api import api
+from webapp.api.common import BadInput, bad_input, json_body, whole_number
+from webapp.api.openapi import op, query
+from webapp.corrections import service
+from webapp.corrections.plans import CorrectionInputError
+from webapp.db import get_session
+from webapp.errors import api_error
+from webapp.models import MAX_ID, Correction, CorrectionCall, CorrectionOperation, Role
 
 FAMILIES = ("identify", "user-properties", "account-properties", "link-account", "events")
 OPTIONS = ("environment_id", "override_reason", "confirm_warnings", "preview")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import jsonify
 from flask_login import current_user
 
-from .. import environments as service
-from ..db import get_session
-from ..models import Environment, Role
-from ..security import role_required
-from . import api
-from .common import BadInput, bad_input, json_body
-from .openapi import op
+from webapp import environments as service
+from webapp.accounts.access import role_required
+from webapp.api import api
+from webapp.api.common import BadInput, bad_input, json_body
+from webapp.api.openapi import op
+from webapp.db import get_session
+from webapp.models import Environment, Role
 
 FIELDS = ("name", "app_id", "region", "base_url", "main_production", "api_key", "account_property")
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 from flask import Response, current_app, jsonify, request
 from flask_login import current_user
 
-from .. import certificates, checkpoints, evidence_reports, exports, signing
-from ..batches import BatchNotFound
-from ..db import get_session
-from ..deadlines import SubjectNotFound
-from ..downloads import audited_download
-from ..errors import api_error
-from ..evidence_pack import evidence_pack
-from ..models import Role
-from ..security import role_required
-from . import api
-from .openapi import op, query
+from webapp.accounts.access import role_required
+from webapp.api import api
+from webapp.api.openapi import op, query
+from webapp.db import get_session
+from webapp.erasure.batches import BatchNotFound
+from webapp.erasure.deadlines import SubjectNotFound
+from webapp.errors import api_error
+from webapp.evidence import certificates, checkpoints, exports, signing
+from webapp.evidence import reports as evidence_reports
+from webapp.evidence.downloads import audited_download
+from webapp.evidence.pack import evidence_pack
+from webapp.models import Role
 
 MAX_LIMIT = 1000
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

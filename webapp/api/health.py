@@ -7,12 +7,12 @@ from flask import current_app, jsonify
 from sqlalchemy import text
 from sqlmodel import Session, select
 
-from .. import migrations
-from ..db import get_engine, session_scope
-from ..models import ChunkState, HeapRequest, utcnow
-from ..scheduler import lease_status
-from . import api
-from .openapi import op
+from webapp import migrations
+from webapp.api import api
+from webapp.api.openapi import op
+from webapp.db import get_engine, session_scope
+from webapp.lease import lease_status
+from webapp.models import ChunkState, HeapRequest, utcnow
 
 
 @api.get("/health")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import jsonify
 
-from . import api
+from webapp.api import api
 
 ERROR_SCHEMA = {
     "type": "object",
@@ -20,7 +20,7 @@ ERROR_SCHEMA = {
 
 def document() -> dict:
     """The OpenAPI 3.1 document, assembled from every API module's PATHS."""
-    from . import MODULES
+    from webapp.api import MODULES
 
     paths: dict = {}
     for module in MODULES:

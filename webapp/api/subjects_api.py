@@ -7,14 +7,14 @@ from datetime import date
 from flask import jsonify, request
 from flask_login import current_user
 
-from .. import deadlines, lookup
-from ..db import get_session
-from ..errors import api_error
-from ..models import Role
-from ..security import role_required
-from . import api
-from .common import BadInput, json_body, whole_number
-from .openapi import op, query
+from webapp.accounts.access import role_required
+from webapp.api import api
+from webapp.api.common import BadInput, json_body, whole_number
+from webapp.api.openapi import op, query
+from webapp.db import get_session
+from webapp.erasure import deadlines, lookup
+from webapp.errors import api_error
+from webapp.models import Role
 
 
 def _iso(value) -> str | None:

@@ -1,8 +1,8 @@
 """Heap Analytics client: ingestion calls and the GDPR user deletion API."""
 
-from .calls import OPERATIONS, PreparedCall, Repeat
-from .client import HeapClient
-from .errors import (
+from webapp.heap.calls import OPERATIONS, PreparedCall, Repeat
+from webapp.heap.client import HeapClient
+from webapp.heap.errors import (
     HeapAuthError,
     HeapBadRequest,
     HeapError,
@@ -14,9 +14,9 @@ from .errors import (
     HeapValidationError,
     parse_error_message,
 )
-from .hosts import HeapHosts, check_base_url, resolve_hosts
-from .results import DeletionAccepted, DeletionStatus, IngestionResult
-from .validation import (
+from webapp.heap.hosts import HeapHosts, check_base_url, resolve_hosts
+from webapp.heap.results import DeletionAccepted, DeletionStatus, IngestionResult
+from webapp.heap.validation import (
     email_key_warnings,
     is_non_unique_identity,
     normalise_user_id,

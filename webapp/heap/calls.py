@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .errors import HeapValidationError
-from .hosts import HeapHosts
-from .validation import (
+from webapp.heap.errors import HeapValidationError
+from webapp.heap.hosts import HeapHosts
+from webapp.heap.validation import (
     MAX_BULK_ITEMS,
     TRACK_FIELDS,
     normalise_user_id,

@@ -17,9 +17,9 @@ from typing import Any
 
 import requests
 
-from .backoff import parse_retry_after
-from .calls import PreparedCall, build_call, token_call
-from .errors import (
+from webapp.heap.backoff import parse_retry_after
+from webapp.heap.calls import PreparedCall, build_call, token_call
+from webapp.heap.errors import (
     HeapAuthError,
     HeapError,
     HeapOutcomeUnknown,
@@ -28,9 +28,9 @@ from .errors import (
     error_for_status,
     parse_error_message,
 )
-from .hosts import HeapHosts, check_base_url, resolve_hosts
-from .results import DeletionAccepted, DeletionStatus, IngestionResult
-from .transport import Transport
+from webapp.heap.hosts import HeapHosts, check_base_url, resolve_hosts
+from webapp.heap.results import DeletionAccepted, DeletionStatus, IngestionResult
+from webapp.heap.transport import Transport
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import HeapURLNotAllowed, HeapValidationError
+from webapp.heap.errors import HeapURLNotAllowed, HeapValidationError
 
 US_HOST = "https://heapanalytics.com"
 EU_INGESTION_HOST = "https://c.eu.heap-api.com"

@@ -11,9 +11,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .backoff import RETRY_STATUSES, full_jitter, parse_retry_after, request_was_sent
-from .calls import PreparedCall, Repeat
-from .errors import HeapError, HeapOutcomeUnknown, HeapUnavailable
+from webapp.heap.backoff import RETRY_STATUSES, full_jitter, parse_retry_after, request_was_sent
+from webapp.heap.calls import PreparedCall, Repeat
+from webapp.heap.errors import HeapError, HeapOutcomeUnknown, HeapUnavailable
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from .errors import HeapValidationError
+from webapp.heap.errors import HeapValidationError
 
 MAX_DELETION_USERS = 10_000
 MAX_BULK_ITEMS = 1000

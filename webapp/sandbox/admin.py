@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
-from .faults import parse_faults
-from .state import SandboxState
+from webapp.sandbox.faults import parse_faults
+from webapp.sandbox.state import SandboxState
 
 admin = Blueprint("sandbox_admin", __name__, url_prefix="/_sandbox")
 

@@ -13,11 +13,11 @@ import math
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
-from . import rules
-from .admin import admin
-from .middleware import MAX_BODY, SandboxMiddleware
-from .rules import ContractViolation
-from .state import SandboxState
+from webapp.sandbox import rules
+from webapp.sandbox.admin import admin
+from webapp.sandbox.middleware import MAX_BODY, SandboxMiddleware
+from webapp.sandbox.rules import ContractViolation
+from webapp.sandbox.state import SandboxState
 
 heap_api = Blueprint("heap_api", __name__)
 

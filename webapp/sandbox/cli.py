@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from webapp.heap.hosts import is_loopback_host
-
-from .config import DEFAULT_API_KEY, DEFAULT_APP_ID, RANDOM_FAULT_KINDS
-from .server import make_sandbox_server, server_url
+from webapp.sandbox.config import DEFAULT_API_KEY, DEFAULT_APP_ID, RANDOM_FAULT_KINDS
+from webapp.sandbox.server import make_sandbox_server, server_url
 
 
 @click.command("sandbox")

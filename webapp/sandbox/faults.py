@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import FAULT_KINDS
+from webapp.sandbox.config import FAULT_KINDS
 
 FAULT_FIELDS = frozenset(
     {

@@ -16,8 +16,8 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from .faults import Fault, retry_after_header
-from .state import SandboxState
+from webapp.sandbox.faults import Fault, retry_after_header
+from webapp.sandbox.state import SandboxState
 
 MAX_BODY = 32 * 1024 * 1024
 LOGGED_BODY_CHARS = 4000

@@ -10,10 +10,10 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from .app import create_sandbox_app
-from .config import SandboxConfig
-from .faults import parse_faults
-from .state import SandboxState
+from webapp.sandbox.app import create_sandbox_app
+from webapp.sandbox.config import SandboxConfig
+from webapp.sandbox.faults import parse_faults
+from webapp.sandbox.state import SandboxState
 
 logger = logging.getLogger(__name__)
 

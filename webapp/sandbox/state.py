@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .config import SandboxConfig
-from .environment import Environment
-from .faults import Fault
+from webapp.sandbox.config import SandboxConfig
+from webapp.sandbox.environment import Environment
+from webapp.sandbox.faults import Fault
 
 REQUEST_LOG_SIZE = 500
 

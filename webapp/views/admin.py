@@ -6,11 +6,18 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlmodel import select
 
-from .. import accounts, api_tokens
-from ..db import get_session
-from ..forms import ActionForm, PasswordResetForm, TokenCreateForm, UserCreateForm, UserEditForm
-from ..models import ApiToken, Role, User, utcnow
-from ..security import role_required
+from webapp.accounts import tokens as api_tokens
+from webapp.accounts import users as accounts
+from webapp.accounts.access import role_required
+from webapp.db import get_session
+from webapp.forms import (
+    ActionForm,
+    PasswordResetForm,
+    TokenCreateForm,
+    UserCreateForm,
+    UserEditForm,
+)
+from webapp.models import ApiToken, Role, User, utcnow
 
 bp = Blueprint("admin", __name__)
 

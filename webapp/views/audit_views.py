@@ -8,11 +8,11 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_login import current_user
 from sqlmodel import select
 
-from .. import audit, checkpoints, exports
-from ..db import get_session, session_scope
-from ..forms import ActionForm, AuditFilterForm
-from ..models import AuditEntry, Role
-from ..security import role_required
+from webapp.accounts.access import role_required
+from webapp.db import get_session, session_scope
+from webapp.evidence import audit, checkpoints, exports
+from webapp.forms import ActionForm, AuditFilterForm
+from webapp.models import AuditEntry, Role
 
 bp = Blueprint("audit", __name__)
 PAGE_SIZE = 50

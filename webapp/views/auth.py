@@ -14,14 +14,15 @@ from flask import (
 )
 from flask_login import current_user, login_required, login_user, logout_user
 
-from .. import accounts, login_sessions
-from ..db import get_session
-from ..forms import LoginForm, SetupForm
-from ..models import User
-from ..security import Principal, client_ip, safe_next
-from ..two_factor import TwoFactorError, authenticator
-from .two_factor import start_pending
-from .two_factor_forms import PasswordChangeWithCodeForm
+from webapp.accounts import sessions as login_sessions
+from webapp.accounts import users as accounts
+from webapp.accounts.access import Principal, client_ip, safe_next
+from webapp.accounts.two_factor import TwoFactorError, authenticator
+from webapp.db import get_session
+from webapp.forms import LoginForm, SetupForm
+from webapp.models import User
+from webapp.views.two_factor import start_pending
+from webapp.views.two_factor_forms import PasswordChangeWithCodeForm
 
 bp = Blueprint("auth", __name__)
 

@@ -16,8 +16,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
-from ..batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH, state_label
-from ..models import BatchState
+from webapp.erasure.batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH, state_label
+from webapp.models import BatchState
 
 PASTE_KIND_CHOICES = [
     SelectChoice("identity", "Identities (e-mail addresses or other Heap identities)"),

@@ -7,14 +7,17 @@ from datetime import datetime
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import batch_pages, batch_queries, deadlines, exports
-from .. import batches as service
-from ..db import get_session
-from ..environments import list_environments
-from ..forms import ActionForm
-from ..models import Role
-from ..security import role_required
-from .batch_forms import ApproveForm, BatchFilterForm, RejectForm, UploadForm
+from webapp.accounts.access import role_required
+from webapp.db import get_session
+from webapp.environments import list_environments
+from webapp.erasure import batches as service
+from webapp.erasure import deadlines
+from webapp.erasure import pages as batch_pages
+from webapp.erasure import queries as batch_queries
+from webapp.evidence import exports
+from webapp.forms import ActionForm
+from webapp.models import Role
+from webapp.views.batch_forms import ApproveForm, BatchFilterForm, RejectForm, UploadForm
 
 bp = Blueprint("batches", __name__)
 

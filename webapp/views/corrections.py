@@ -19,16 +19,15 @@ from flask import (
 from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
-from .. import MAX_ID
-from .. import corrections as service
-from ..corrections_bulk import BulkInputError, parse
-from ..corrections_plans import CorrectionInputError
-from ..db import get_session
-from ..environments import list_environments
-from ..forms import ActionForm
-from ..models import Environment, Role
-from ..security import role_required
-from . import corrections_forms as forms
+from webapp.accounts.access import role_required
+from webapp.corrections import service
+from webapp.corrections.bulk import BulkInputError, parse
+from webapp.corrections.plans import CorrectionInputError
+from webapp.db import get_session
+from webapp.environments import list_environments
+from webapp.forms import ActionForm
+from webapp.models import MAX_ID, Environment, Role
+from webapp.views import corrections_forms as forms
 
 bp = Blueprint("corrections", __name__)
 PAGE_SIZE = 50

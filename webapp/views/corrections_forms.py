@@ -24,8 +24,8 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..corrections_bulk import decode
-from ..models import CorrectionOperation
+from webapp.corrections.bulk import decode
+from webapp.models import CorrectionOperation
 
 ROWS = 5
 MAX_ROWS = 100

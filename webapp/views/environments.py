@@ -5,11 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 
-from .. import environments as service
-from ..db import get_session
-from ..forms import ActionForm, EnvironmentForm
-from ..models import Role
-from ..security import role_required
+from webapp import environments as service
+from webapp.accounts.access import role_required
+from webapp.db import get_session
+from webapp.forms import ActionForm, EnvironmentForm
+from webapp.models import Role
 
 bp = Blueprint("environments", __name__)
 

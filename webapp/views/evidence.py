@@ -15,15 +15,16 @@ from flask import (
 )
 from flask_login import current_user
 
-from .. import certificates, checkpoints, evidence_reports, exports, signing
-from ..batches import BatchNotFound
-from ..db import get_session
-from ..deadlines import SubjectNotFound
-from ..downloads import audited_download
-from ..evidence_pack import evidence_pack
-from ..forms import ActionForm
-from ..models import Role
-from ..security import role_required
+from webapp.accounts.access import role_required
+from webapp.db import get_session
+from webapp.erasure.batches import BatchNotFound
+from webapp.erasure.deadlines import SubjectNotFound
+from webapp.evidence import certificates, checkpoints, exports, signing
+from webapp.evidence import reports as evidence_reports
+from webapp.evidence.downloads import audited_download
+from webapp.evidence.pack import evidence_pack
+from webapp.forms import ActionForm
+from webapp.models import Role
 
 bp = Blueprint("evidence", __name__)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user
 
-from ..dashboard import dashboard as build_dashboard
-from ..db import get_session
-from ..models import Role
-from ..security import role_required
+from webapp.accounts.access import role_required
+from webapp.db import get_session
+from webapp.erasure.dashboard import dashboard as build_dashboard
+from webapp.models import Role
 
 bp = Blueprint("home", __name__)
 

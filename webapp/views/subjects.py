@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import deadlines, lookup
-from ..batch_queries import identifier
-from ..db import get_session
-from ..environments import list_environments
-from ..models import Role
-from ..security import role_required
-from .batch_forms import ExtendForm, LookupForm
+from webapp.accounts.access import role_required
+from webapp.db import get_session
+from webapp.environments import list_environments
+from webapp.erasure import deadlines, lookup
+from webapp.erasure.queries import identifier
+from webapp.models import Role
+from webapp.views.batch_forms import ExtendForm, LookupForm
 
 bp = Blueprint("subjects", __name__)
 

@@ -13,12 +13,18 @@ import segno
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
-from .. import two_factor, two_factor_enrolment
-from ..db import get_session
-from ..forms import ActionForm
-from ..models import Role, User, utcnow
-from ..security import Principal, client_ip, role_required, safe_next
-from .two_factor_forms import CodeForm, ConfirmEnrolmentForm, ReauthForm, StartEnrolmentForm
+from webapp.accounts import enrolment as two_factor_enrolment
+from webapp.accounts import two_factor
+from webapp.accounts.access import Principal, client_ip, role_required, safe_next
+from webapp.db import get_session
+from webapp.forms import ActionForm
+from webapp.models import Role, User, utcnow
+from webapp.views.two_factor_forms import (
+    CodeForm,
+    ConfirmEnrolmentForm,
+    ReauthForm,
+    StartEnrolmentForm,
+)
 
 bp = Blueprint("two_factor", __name__)
 

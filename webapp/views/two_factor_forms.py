@@ -6,7 +6,7 @@ from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..forms import ChangePasswordForm
+from webapp.forms import ChangePasswordForm
 
 CODE_HELP = "The 6-digit code your authenticator app shows now."
 

@@ -1,0 +1,63 @@
+"""What every way of signing in shares: its outcome, the lockout policy, opening the session.
+
+Both the password step (`users.authenticate`) and the second factor (`two_factor`) build on
+this module, so neither needs the other to finish a sign-in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from webapp.accounts.sessions import start_session
+from webapp.crypto import fingerprint
+from webapp.evidence import audit
+from webapp.models import User, utcnow
+
+LOCK_AFTER_FAILURES = 5
+LOCK_MINUTES = 15
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be carried out; the message is for the person."""
+
+
+@dataclass
+class SignIn:
+    """The outcome of a successful sign-in: the user and the raw session token for the cookie."""
+
+    user: User
+    session_token: str
+    # "verify" or "enrol" while a second factor is still owed: no session exists yet.
+    second_factor: str | None = None
+
+
+def normalise_email(email: str) -> str:
+    """Sign-in names are compared in lower case without surrounding spaces."""
+    return (email or "").strip().lower()
+
+
+def email_fingerprint(email: str) -> str:
+    """Fingerprint of a sign-in name, for audit details and throttling rows."""
+    return fingerprint("email", normalise_email(email))
+
+
+def finish_sign_in(
+    session: Session, *, user: User, ip: str, user_agent: str, method: str = "password"
+) -> SignIn:
+    """Clear the failure count, open a server-side session and audit it; the caller commits."""
+    user.failed_logins = 0
+    user.locked_until = None
+    user.last_login_at = utcnow()
+    raw = start_session(session, user=user, ip=ip, user_agent=user_agent)
+    details = {"ip": ip} if method == "password" else {"ip": ip, "method": method}
+    audit.record(
+        session,
+        actor=user.email,
+        action="login.succeeded",
+        target_type="user",
+        target_id=user.id,
+        details=details,
+    )
+    return SignIn(user=user, session_token=raw)

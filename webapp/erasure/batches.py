@@ -1,0 +1,315 @@
+"""Batches of erasure requests: upload, four-eyes approval, rejection, cancellation, retry."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import PurePosixPath, PureWindowsPath
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlmodel import Session
+
+from webapp.accounts.users import find_user
+from webapp.erasure import deadlines, intake
+from webapp.erasure import rows as intake_rows
+from webapp.erasure import subjects as subject_store
+from webapp.evidence import audit
+from webapp.models import Batch, BatchState, Environment, HeapRequest, Role, RowClass, User, utcnow
+
+MAX_REASON_LENGTH = 2000
+MAX_REFERENCE_LENGTH = 255
+# Approved batches may still be withdrawn until the submission job has picked them up.
+CANCELLABLE = (BatchState.AWAITING_APPROVAL, BatchState.APPROVED)
+RETRYABLE = (BatchState.FAILED, BatchState.WAITING_RETRY)
+
+
+class BatchError(ValueError):
+    """A batch request that cannot be carried out; the message is for the person."""
+
+    status, code = 400, "invalid"
+
+
+class BatchNotFound(BatchError):
+    status, code = 404, "not_found"
+
+
+class NotAllowed(BatchError):
+    status, code = 403, "forbidden"
+
+
+class WrongState(BatchError):
+    status, code = 409, "conflict"
+
+
+class SelfApproval(WrongState):
+    code = "self_approval"
+
+
+def state_label(state: str) -> str:
+    """A batch state in words: 'waiting_retry' → 'waiting to retry'."""
+    return {"waiting_retry": "waiting to retry"}.get(state, state.replace("_", " "))
+
+
+def _officer(session: Session, actor: str) -> User:
+    """The acting account; only active officers and admins change batches."""
+    user = find_user(session, actor)
+    if user is None or not user.is_active or not user.role_enum.allows(Role.OFFICER):
+        raise NotAllowed("Only officers and admins can change batches.")
+    return user
+
+
+def get_batch(session: Session, batch_id: int) -> Batch:
+    """The batch, or BatchNotFound naming the id."""
+    batch = session.get(Batch, batch_id)
+    if batch is None:
+        raise BatchNotFound(f"There is no batch {batch_id}.")
+    return batch
+
+
+def _environment(session: Session, environment_id: int | None) -> Environment:
+    env = session.get(Environment, environment_id) if environment_id else None
+    if env is None:
+        raise BatchError("Choose the Heap environment the list belongs to.")
+    if not env.main_production:
+        # Heap's deletion API only accepts Main Production's credentials (heap-api.md).
+        raise BatchError(
+            f"“{env.name}” is not the Main Production environment: Heap's deletion API only "
+            "accepts Main Production's app_id and API key, and one deletion covers every "
+            "environment of the account. Upload the list for Main Production."
+        )
+    return env
+
+
+def _display_filename(filename: str | None) -> str | None:
+    """The file's own name, without any client-side folders."""
+    if not filename:
+        return None
+    name = PureWindowsPath(PurePosixPath(filename).name).name
+    # Control characters (a NUL cannot even be stored on PostgreSQL) are no part of a name.
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] or None
+
+
+def _read(
+    data: bytes | None, pasted: str | None, paste_kind: str | None, *, received_on, today
+) -> intake.Upload:
+    """Read the file or the pasted list; a refusal of the whole upload becomes a BatchError."""
+    options = {
+        "fingerprint_key": current_app.config["DESK_FINGERPRINT_KEY"],
+        "received_on": received_on,
+        "today": today,
+        "max_bytes": current_app.config["DESK_UPLOAD_MAX_BYTES"],
+    }
+    try:
+        if pasted is not None:
+            return intake.read_paste(pasted, kind=paste_kind or "", **options)
+        if data is not None:
+            return intake.read_csv(data, **options)
+        raise intake.UploadRefused("Choose a CSV file or paste a list.")
+    except intake.UploadRefused as error:
+        raise BatchError(str(error)) from None
+
+
+def create_batch(
+    session: Session,
+    *,
+    actor: str,
+    environment_id: int | None,
+    data: bytes | None = None,
+    pasted: str | None = None,
+    paste_kind: str | None = None,
+    filename: str | None = None,
+    source: str = "file",
+    received_on: date | None = None,
+    reference: str | None = None,
+    today: date | None = None,
+) -> tuple[Batch, intake.Upload]:
+    """Read, classify and store an upload with its audit entry in one transaction; commits.
+
+    Any file-level problem raises BatchError before anything is written.
+    """
+    user = _officer(session, actor)
+    env = _environment(session, environment_id)
+    today = today or deadlines.today_utc()
+    received_on = received_on or today
+    reference = (reference or "").strip() or None
+    if reference and len(reference) > MAX_REFERENCE_LENGTH:
+        raise BatchError(f"The reference must be at most {MAX_REFERENCE_LENGTH} characters.")
+    upload = _read(data, pasted, paste_kind, received_on=received_on, today=today)
+    source = "paste" if pasted is not None else source
+    fingerprints = {row.fingerprint for row in upload.rows if row.fingerprint}
+    intake_rows.mark_already_requested(
+        upload.rows, subject_store.already_requested(session, env.id, fingerprints)
+    )
+    counts = upload.counts()
+    batch = Batch(
+        environment_id=env.id,
+        source=source,
+        filename=_display_filename(filename) if source != "paste" else None,
+        file_sha256=upload.sha256,
+        received_on=received_on,
+        reference=reference,
+        rows_total=counts["rows"],
+        valid_count=counts[RowClass.VALID],
+        malformed_count=counts[RowClass.MALFORMED],
+        duplicate_count=counts[RowClass.DUPLICATE],
+        already_requested_count=counts[RowClass.ALREADY_REQUESTED],
+        uploaded_by=user.id,
+    )
+    session.add(batch)
+    session.flush()
+    subject_store.insert_subjects(session, batch, upload)
+    audit.record(
+        session,
+        actor=actor,
+        action="batch.uploaded",
+        target_type="batch",
+        target_id=batch.id,
+        details={
+            "environment_id": env.id,
+            "source": source,
+            "sha256": upload.sha256,
+            "received_on": received_on.isoformat(),
+            "counts": counts,
+        },
+    )
+    session.commit()
+    return batch, upload
+
+
+def _transition(session: Session, batch: Batch, allowed, **values) -> None:
+    """Move the batch on only if it is still in an allowed state (another worker may race)."""
+    result = session.exec(
+        sa.update(Batch)
+        .where(Batch.id == batch.id, Batch.state.in_([s.value for s in allowed]))
+        .values(**values)
+        .execution_options(synchronize_session="fetch")
+    )
+    if result.rowcount != 1:
+        session.rollback()
+        current = get_batch(session, batch.id)
+        raise WrongState(f"Batch {batch.id} is now {state_label(current.state)}; nothing changed.")
+
+
+def _require_state(batch: Batch, allowed, doing: str) -> None:
+    if batch.state not in {s.value for s in allowed}:
+        wanted = " or ".join(state_label(s.value) for s in allowed)
+        raise WrongState(
+            f"Batch {batch.id} is {state_label(batch.state)}; only a batch {wanted} can be {doing}."
+        )
+
+
+def approve(session: Session, *, actor: str, batch_id: int, sha256: str | None = None) -> Batch:
+    """Four-eyes approval by an officer other than the uploader; queues submission; commits."""
+    user = _officer(session, actor)
+    batch = get_batch(session, batch_id)
+    _require_state(batch, (BatchState.AWAITING_APPROVAL,), "approved")
+    if batch.uploaded_by == user.id:
+        raise SelfApproval(
+            "You uploaded this batch, so you cannot approve it: a different officer or admin "
+            "must check and approve it (four-eyes principle)."
+        )
+    if sha256 is not None and sha256.strip().lower() != batch.file_sha256:
+        raise WrongState("The SHA-256 you confirmed is not this batch's file; nothing changed.")
+    if batch.valid_count == 0:
+        raise WrongState("This batch has no valid subject to send; reject or cancel it instead.")
+    _transition(
+        session,
+        batch,
+        (BatchState.AWAITING_APPROVAL,),
+        state=BatchState.APPROVED.value,
+        approved_by=user.id,
+        approved_at=utcnow(),
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="batch.approved",
+        target_type="batch",
+        target_id=batch.id,
+        details={"sha256": batch.file_sha256, "valid": batch.valid_count},
+    )
+    session.commit()
+    return batch
+
+
+def reject(session: Session, *, actor: str, batch_id: int, reason: str) -> Batch:
+    """The second person says no, with a reason; commits."""
+    user = _officer(session, actor)
+    batch = get_batch(session, batch_id)
+    reason = (reason or "").strip()
+    _require_state(batch, (BatchState.AWAITING_APPROVAL,), "rejected")
+    if batch.uploaded_by == user.id:
+        raise WrongState("You uploaded this batch: to withdraw it, cancel it instead.")
+    if not reason or len(reason) > MAX_REASON_LENGTH:
+        raise BatchError(f"Give the reason for rejecting (1 to {MAX_REASON_LENGTH} characters).")
+    _transition(
+        session,
+        batch,
+        (BatchState.AWAITING_APPROVAL,),
+        state=BatchState.REJECTED.value,
+        rejected_by=user.id,
+        rejected_at=utcnow(),
+        rejection_reason=reason,
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="batch.rejected",
+        target_type="batch",
+        target_id=batch.id,
+        details={"reason": reason},
+    )
+    session.commit()
+    return batch
+
+
+def cancel(session: Session, *, actor: str, batch_id: int) -> Batch:
+    """Withdraw a batch before it is submitted (the uploader or any officer); commits."""
+    user = _officer(session, actor)
+    batch = get_batch(session, batch_id)
+    _require_state(batch, CANCELLABLE, "cancelled")
+    sent = session.scalar(
+        sa.select(sa.func.count()).select_from(HeapRequest).where(HeapRequest.batch_id == batch.id)
+    )
+    if sent:
+        # A retried batch is `approved` again, but part of it already reached Heap: cancelling
+        # it now would leave evidence that says "cancelled" about people Heap deleted.
+        raise WrongState(
+            f"Batch {batch.id} was already (partly) sent to Heap, so it can no longer be cancelled."
+        )
+    previous = batch.state
+    _transition(
+        session,
+        batch,
+        CANCELLABLE,
+        state=BatchState.CANCELLED.value,
+        cancelled_by=user.id,
+        cancelled_at=utcnow(),
+    )
+    audit.record(
+        session,
+        actor=actor,
+        action="batch.cancelled",
+        target_type="batch",
+        target_id=batch.id,
+        details={"from_state": previous},
+    )
+    session.commit()
+    return batch
+
+
+def retry(session: Session, *, actor: str, batch_id: int) -> Batch:
+    """Send a failed or waiting batch again now (the submission module does the work)."""
+    _officer(session, actor)
+    batch = get_batch(session, batch_id)
+    _require_state(batch, RETRYABLE, "retried")
+    # Imported when needed: the submission module builds on this one.
+    from webapp.erasure import submission
+
+    try:
+        submission.retry_failed(session, actor=actor, batch_id=batch.id)
+    except submission.SubmissionError as error:  # the state changed in between
+        session.rollback()
+        raise WrongState(str(error)) from None
+    return session.get(Batch, batch.id, populate_existing=True)

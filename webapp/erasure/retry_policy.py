@@ -1,0 +1,62 @@
+"""When and why a refused deletion request is tried again (429, 5xx, unreachable, bad key)."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from webapp.erasure.lifecycle import format_retry_time
+from webapp.heap import (
+    HeapAuthError,
+    HeapBadRequest,
+    HeapRateLimited,
+    HeapUnavailable,
+    HeapValidationError,
+)
+
+# The longest Retry-After honoured as given; beyond it Heap is asked again a day later.
+MAX_RETRY_AFTER_SECONDS = 86_400.0
+BACKOFF_BASE_SECONDS = 30.0
+BACKOFF_CAP_SECONDS = 3600.0
+_rng = random.Random()  # noqa: S311 - retry jitter, not a secret
+
+
+def backoff(attempt: int, now: datetime) -> datetime:
+    """When to retry after `attempt`: half to all of 30 s × 2^(attempt-1), at most 1 h.
+
+    The jitter spreads retries apart; the lower half-bound keeps a retry from coming at once.
+    """
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(attempt - 1, 0))
+    return now + timedelta(seconds=_rng.uniform(ceiling / 2, ceiling))
+
+
+def is_permanent(error: Exception) -> bool:
+    """True when repeating the same request cannot succeed (Heap's 400, an invalid payload)."""
+    return isinstance(error, HeapBadRequest | HeapValidationError)
+
+
+def retry_at_for(error: Exception, *, attempt: int, now: datetime) -> datetime:
+    """When to try again: Heap's Retry-After if it gave one, else backoff with jitter."""
+    retry_after = getattr(error, "retry_after", None)
+    if isinstance(error, HeapRateLimited | HeapUnavailable) and retry_after is not None:
+        return now + timedelta(seconds=min(max(retry_after, 1.0), MAX_RETRY_AFTER_SECONDS))
+    return backoff(attempt, now)
+
+
+def retry_reason(error: Exception, *, retry_at: datetime, now: datetime) -> str:
+    """The plain-language reason a batch waits, with when it tries again."""
+    when = format_retry_time(retry_at, now)
+    message = getattr(error, "message", str(error))
+    status = getattr(error, "status", None)
+    if isinstance(error, HeapRateLimited):
+        return f"Heap asked us to slow down (429); retrying at {when}"
+    if isinstance(error, HeapAuthError):
+        return (
+            f"Heap refused the API key of this environment ({message}); check the key under "
+            f"Environments. Retrying at {when}"
+        )
+    if isinstance(error, HeapUnavailable) and status:
+        return f"Heap is unavailable (HTTP {status}); retrying at {when}"
+    if isinstance(error, HeapUnavailable):
+        return f"Heap could not be reached ({message}); retrying at {when}"
+    return f"The request could not be sent ({message}); retrying at {when}"
