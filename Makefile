@@ -49,10 +49,13 @@ browser-deps:
 test: install browser-deps
 	$(BIN)/ruff check webapp tests alembic
 	$(BIN)/ruff format --check webapp tests
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## ruff, and the import direction (import-linter contracts in pyproject.toml).
 lint: install
 	$(BIN)/ruff check webapp tests alembic
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format webapp tests

@@ -25,8 +25,8 @@ from workflow_factories import make_environment
 
 from webapp.db import get_engine, session_scope
 from webapp.erasure import batches, polling, submission
-from webapp.evidence import audit
 from webapp.models import AuditEntry, Batch, HeapDeletionId, Subject, utcnow
+from webapp.trail import audit
 
 __all__ = [
     "FinishedBatch",

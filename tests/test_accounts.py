@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from webapp.accounts import users as accounts
 from webapp.db import session_scope
-from webapp.evidence import audit
 from webapp.models import LoginSession, User, utcnow
+from webapp.trail import audit
 
 
 def test_first_visit_leads_to_setup_and_nothing_else(client):

@@ -13,7 +13,7 @@ from conftest import ON_POSTGRES
 from sqlalchemy.exc import DBAPIError
 
 from webapp.db import get_engine, session_scope
-from webapp.evidence import audit
+from webapp.trail import audit
 
 
 def _append(app, n: int, actor: str = "tester") -> None:

@@ -17,8 +17,8 @@ from sqlmodel import select
 from webapp.crypto import decrypt, subject_fingerprint
 from webapp.db import session_scope
 from webapp.erasure import batches
-from webapp.evidence import audit
 from webapp.models import Batch, HeapRequest, Subject
+from webapp.trail import audit
 
 # ≥ 20 uploads that must be refused as a whole, each with its own message.
 REFUSED = [

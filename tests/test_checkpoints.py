@@ -17,10 +17,11 @@ from evidence_fixtures import head_of, seed
 from webapp import create_app
 from webapp.cli import audit_checkpoint, audit_verify
 from webapp.db import get_engine, session_scope
-from webapp.evidence import audit, checkpoints, signing
+from webapp.evidence import checkpoints, signing
 from webapp.evidence.verifier_script import checkpoint_message, ed25519_verify
 from webapp.jobs.scheduler import tick_once
 from webapp.models import AuditCheckpoint, utcnow
+from webapp.trail import audit
 
 
 def sign(app, actor: str = "test") -> AuditCheckpoint:

@@ -9,7 +9,7 @@ from conftest import PASSWORD
 from webapp.accounts import users as accounts
 from webapp.cli import audit_export, tokens_create, users_create
 from webapp.db import session_scope
-from webapp.evidence import audit
+from webapp.trail import audit
 
 
 def test_users_create_reads_the_password_from_stdin(app, runner):

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from webapp.db import session_scope
 from webapp.erasure import deadlines
-from webapp.evidence import audit
 from webapp.models import Subject
+from webapp.trail import audit
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,8 @@ from sqlmodel import select
 
 from webapp.crypto import decrypt
 from webapp.db import session_scope
-from webapp.evidence import audit
 from webapp.models import Environment
+from webapp.trail import audit
 
 SECRET_KEY = "heap-api-key-0123456789-very-secret"
 

@@ -16,10 +16,10 @@ from workflow_factories import identifiers, make_batch, make_environment
 
 from webapp.db import session_scope
 from webapp.erasure import batches
-from webapp.evidence import audit, exports
 from webapp.evidence import facts as evidence
 from webapp.evidence.reports import REPORT_COLUMNS
 from webapp.models import BatchState, Subject
+from webapp.trail import audit, exports
 
 
 def report(client, batch_id: int, query: str = "", token: str | None = None) -> list[dict]:

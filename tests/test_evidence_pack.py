@@ -17,8 +17,9 @@ from evidence_fixtures import *  # noqa: F401,F403
 from evidence_fixtures import IDENTITIES, run_verifier, seed, unzip
 
 from webapp.db import session_scope
-from webapp.evidence import audit, checkpoints
+from webapp.evidence import checkpoints
 from webapp.evidence.pack import evidence_pack
+from webapp.trail import audit
 
 FILES = {
     "certificate.pdf",
@@ -296,7 +297,7 @@ def test_the_pack_page_explains_a_missing_key(app, client, login_as, finished_ba
 
 def test_every_evidence_download_is_audited(app, client, login_as, api_token, finished_batch):
     from webapp.db import session_scope
-    from webapp.evidence import audit as audit_module
+    from webapp.trail import audit as audit_module
 
     email = login_as("auditor")
     batch = finished_batch.id

@@ -116,7 +116,7 @@ def test_subject_page_shows_the_request_and_deadline(
 
 def test_lookups_are_audited_by_fingerprint_only(app, client, auth, login_as):
     from webapp.db import session_scope
-    from webapp.evidence import audit as audit_module
+    from webapp.trail import audit as audit_module
 
     login_as("auditor")
     client.get("/lookup?kind=identity&value=someone%40example.org&environment_id=")

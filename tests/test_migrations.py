@@ -8,7 +8,7 @@ from sqlalchemy import create_engine
 
 from webapp import migrations
 from webapp.db import make_engine
-from webapp.evidence import audit
+from webapp.trail import audit
 
 
 def test_single_head():

@@ -16,10 +16,11 @@ from workflow_factories import make_batch, make_environment
 from webapp.cli import retention_purge
 from webapp.db import session_scope
 from webapp.erasure import batches, lookup, retention
-from webapp.evidence import audit, certificates, checkpoints
+from webapp.evidence import certificates, checkpoints
 from webapp.evidence.pack import evidence_pack
 from webapp.jobs.scheduler import tick_once
 from webapp.models import Batch, BatchState, Subject, utcnow
+from webapp.trail import audit
 
 
 def purge(app, *, now, days: int = 30) -> retention.PurgeResult:

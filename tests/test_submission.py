@@ -34,9 +34,9 @@ from workflow_factories import (
 from webapp.db import session_scope
 from webapp.erasure import polling, submission
 from webapp.erasure.lifecycle import format_retry_time, start_batch
-from webapp.evidence import audit
 from webapp.heap import HeapClient
 from webapp.models import HeapRequest, utcnow
+from webapp.trail import audit
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ from webapp.accounts import two_factor
 from webapp.accounts import users as accounts
 from webapp.crypto import decrypt
 from webapp.db import session_scope
-from webapp.evidence import audit
 from webapp.models import LoginSession, RecoveryCode, UserTotp
+from webapp.trail import audit
 from webapp.views import two_factor as two_factor_views
 
 

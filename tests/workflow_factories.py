@@ -19,7 +19,6 @@ from sqlmodel import select
 from webapp import environments
 from webapp.crypto import encrypt, subject_fingerprint
 from webapp.db import session_scope
-from webapp.evidence import audit
 from webapp.models import (
     Batch,
     BatchState,
@@ -33,6 +32,7 @@ from webapp.models import (
     utcnow,
 )
 from webapp.sandbox import SandboxServer
+from webapp.trail import audit
 
 Identifier = tuple[str, str]  # (kind, value): ("identity", "a@b.org") or ("user_id", "42")
 

@@ -17,7 +17,8 @@ from webapp.accounts import users as accounts
 from webapp.config import ConfigError
 from webapp.db import get_engine, session_scope
 from webapp.erasure import retention
-from webapp.evidence import audit, checkpoints, exports, signing
+from webapp.evidence import checkpoints, signing
+from webapp.trail import audit, exports
 
 
 def make_app() -> Flask:

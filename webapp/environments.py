@@ -9,9 +9,9 @@ from flask import current_app
 from sqlmodel import Session, select
 
 from webapp.crypto import DecryptionError, decrypt, encrypt, fingerprint
-from webapp.evidence import audit
 from webapp.heap import HeapClient, HeapError, HeapURLNotAllowed, check_base_url
 from webapp.models import Environment, Region, utcnow
+from webapp.trail import audit
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from webapp.crypto import rotate
-from webapp.evidence import audit
 from webapp.models import CorrectionCall, Environment, Subject, UserTotp
+from webapp.trail import audit
 
 # Every (table, column) holding Fernet ciphertext. Add new encrypted columns here so that
 # `desk keys rotate` re-encrypts them too.

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString; PITFALLS.md #9)
 
 import webapp.models
-from webapp.evidence import audit
+from webapp.trail import audit
 
 revision = '0001'
 down_revision = None

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from webapp import create_app, migrations
 from webapp.db import get_engine, session_scope
-from webapp.evidence import audit, exports
 from webapp.models import utcnow
+from webapp.trail import audit, exports
 
 APPENDS, PER_TRANSACTION, SINGLES = 10_000, 100, 500
 VERIFY_ENTRIES, EXPORT_ENTRIES = 1_000_000, 100_000

@@ -18,10 +18,11 @@ import sqlalchemy as sa
 from tests.benchmarks.bench_audit import bench_app, seed_sqlite
 from webapp.crypto import encrypt, subject_fingerprint
 from webapp.db import session_scope
-from webapp.evidence import audit, certificates, checkpoints
+from webapp.evidence import certificates, checkpoints
 from webapp.evidence import reports as evidence_reports
 from webapp.evidence.pack import evidence_pack
 from webapp.models import Batch, Environment, HeapDeletionId, HeapRequest, Subject, User, utcnow
+from webapp.trail import audit
 
 SUBJECTS, CHAIN = 10_000, 100_000
 

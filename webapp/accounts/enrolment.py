@@ -21,8 +21,8 @@ from webapp.accounts.two_factor import (
     signing_user,
 )
 from webapp.crypto import decrypt, encrypt
-from webapp.evidence import audit
 from webapp.models import RecoveryCode, User, UserTotp, utcnow
+from webapp.trail import audit
 
 ISSUER = "Deletion Desk"
 RECOVERY_CODE_COUNT = 10

@@ -9,8 +9,8 @@ from flask import current_app
 from sqlmodel import Session, select
 
 from webapp.crypto import token_hash
-from webapp.evidence import audit
 from webapp.models import LoginSession, User, utcnow
+from webapp.trail import audit
 
 
 def start_session(session: Session, *, user: User, ip: str, user_agent: str) -> str:

@@ -12,8 +12,8 @@ from sqlmodel import Session
 
 from webapp.accounts.sessions import start_session
 from webapp.crypto import fingerprint
-from webapp.evidence import audit
 from webapp.models import User, utcnow
+from webapp.trail import audit
 
 LOCK_AFTER_FAILURES = 5
 LOCK_MINUTES = 15

@@ -8,8 +8,8 @@ from sqlmodel import Session, select
 
 from webapp.accounts.users import AccountError
 from webapp.crypto import token_hash
-from webapp.evidence import audit
 from webapp.models import ApiToken, Role, User, utcnow
+from webapp.trail import audit
 
 TOKEN_PREFIX = "desk_"  # noqa: S105 (a prefix, not a secret)
 

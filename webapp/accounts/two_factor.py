@@ -18,8 +18,8 @@ from sqlmodel import Session, select
 from webapp.accounts import sessions as login_sessions
 from webapp.accounts import sign_in
 from webapp.crypto import decrypt, fingerprint
-from webapp.evidence import audit
 from webapp.models import LoginAttempt, RecoveryCode, User, UserTotp, utcnow
+from webapp.trail import audit
 
 STEP_SECONDS = 30
 VALID_WINDOW = 1  # the codes of the previous and next 30 s steps are accepted (clock drift)

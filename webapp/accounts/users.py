@@ -22,8 +22,8 @@ from webapp.accounts.sign_in import (
     finish_sign_in,
     normalise_email,
 )
-from webapp.evidence import audit
 from webapp.models import ApiToken, LoginAttempt, Role, User, utcnow
+from webapp.trail import audit
 
 MIN_PASSWORD_LENGTH = 12
 MAX_PASSWORD_LENGTH = 256

@@ -1,21 +1,22 @@
 """The JSON API under /api/v1 (bearer tokens; errors as {"error": {"code", "message"}})."""
 
-from flask import Blueprint
+from flask import jsonify
 
-api = Blueprint("api", __name__, url_prefix="/api/v1")
-
-# Every API module; each attaches its routes to `api` and describes them in its PATHS.
-from webapp.api import (  # noqa: E402,F401
+from webapp.api import (
     audit_api,
     batches_api,
     corrections_api,
     environments_api,
     evidence_api,
     health,
-    openapi,
     subjects_api,
 )
+from webapp.api.blueprint import api
+from webapp.api.openapi import document
 
+__all__ = ["api"]
+
+# Every API module; each attaches its routes to `api` and describes them in its PATHS.
 MODULES = [
     health,
     environments_api,
@@ -25,3 +26,9 @@ MODULES = [
     corrections_api,
     evidence_api,
 ]
+
+
+@api.get("/openapi.json")
+def openapi():
+    """The API's OpenAPI description (public: it holds no data)."""
+    return jsonify(document(MODULES))

@@ -8,13 +8,14 @@ from flask import current_app, jsonify, request
 from sqlmodel import select
 
 from webapp.accounts.access import role_required
-from webapp.api import api
+from webapp.api.blueprint import api
 from webapp.api.common import whole_number
 from webapp.api.openapi import op, query
 from webapp.db import get_session, session_scope
 from webapp.errors import api_error
-from webapp.evidence import audit, checkpoints, exports
+from webapp.evidence import checkpoints
 from webapp.models import AuditEntry, Role
+from webapp.trail import audit, exports
 
 MAX_LIMIT = 1000
 

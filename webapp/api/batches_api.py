@@ -8,8 +8,8 @@ from flask import jsonify, request
 from flask_login import current_user
 
 from webapp.accounts.access import role_required
-from webapp.api import api
 from webapp.api.batch_json import detail_json, fail, summary
+from webapp.api.blueprint import api
 from webapp.api.common import BadInput, json_body, whole_number
 from webapp.api.openapi import op, query
 from webapp.db import get_session

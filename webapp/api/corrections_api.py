@@ -9,7 +9,7 @@ from flask import jsonify, request
 from flask_login import current_user
 
 from webapp.accounts.access import role_required
-from webapp.api import api
+from webapp.api.blueprint import api
 from webapp.api.common import BadInput, bad_input, json_body, whole_number
 from webapp.api.openapi import op, query
 from webapp.corrections import service

@@ -7,7 +7,7 @@ from flask_login import current_user
 
 from webapp import environments as service
 from webapp.accounts.access import role_required
-from webapp.api import api
+from webapp.api.blueprint import api
 from webapp.api.common import BadInput, bad_input, json_body
 from webapp.api.openapi import op
 from webapp.db import get_session

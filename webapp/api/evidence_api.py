@@ -6,17 +6,18 @@ from flask import Response, current_app, jsonify, request
 from flask_login import current_user
 
 from webapp.accounts.access import role_required
-from webapp.api import api
+from webapp.api.blueprint import api
 from webapp.api.openapi import op, query
 from webapp.db import get_session
 from webapp.erasure.batches import BatchNotFound
 from webapp.erasure.deadlines import SubjectNotFound
 from webapp.errors import api_error
-from webapp.evidence import certificates, checkpoints, exports, signing
+from webapp.evidence import certificates, checkpoints, signing
 from webapp.evidence import reports as evidence_reports
 from webapp.evidence.downloads import audited_download
 from webapp.evidence.pack import evidence_pack
 from webapp.models import Role
+from webapp.trail import exports
 
 MAX_LIMIT = 1000
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from webapp import migrations
-from webapp.api import api
+from webapp.api.blueprint import api
 from webapp.api.openapi import op
 from webapp.db import get_engine, session_scope
 from webapp.lease import lease_status

@@ -21,10 +21,10 @@ from webapp.corrections.guard import fingerprint_of
 from webapp.corrections.pacing import Pacer, claims_for
 from webapp.corrections.preview import Preview
 from webapp.crypto import encrypt
-from webapp.evidence import audit
 from webapp.heap import HeapClient, HeapError, HeapRateLimited
 from webapp.models import CallState, Correction, CorrectionCall, utcnow
 from webapp.models import CorrectionState as State
+from webapp.trail import audit
 
 log = logging.getLogger(__name__)
 # Beyond this many people, the audit entry pins the list by its SHA-256 instead of listing it.

@@ -28,11 +28,11 @@ from webapp.corrections.preview import Preview
 from webapp.corrections.sending import calls_of, record_intent, record_outcome, send_calls
 from webapp.crypto import decrypt
 from webapp.environments import heap_client
-from webapp.evidence import audit
 from webapp.heap import HeapClient, HeapError
 from webapp.models import CallState, Correction, CorrectionCall, Environment, utcnow
 from webapp.models import CorrectionOperation as Op
 from webapp.models import CorrectionState as State
+from webapp.trail import audit
 
 # A correction still `sending` this long after it started was interrupted: it may be retried.
 STALE_AFTER = timedelta(minutes=5)

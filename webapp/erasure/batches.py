@@ -13,8 +13,8 @@ from webapp.accounts.users import find_user
 from webapp.erasure import deadlines, intake
 from webapp.erasure import rows as intake_rows
 from webapp.erasure import subjects as subject_store
-from webapp.evidence import audit
 from webapp.models import Batch, BatchState, Environment, HeapRequest, Role, RowClass, User, utcnow
+from webapp.trail import audit
 
 MAX_REASON_LENGTH = 2000
 MAX_REFERENCE_LENGTH = 255

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from webapp.evidence import audit
 from webapp.models import Batch, BatchState, RowClass, Subject, SubjectState
+from webapp.trail import audit
 
 MAX_EXTENSION_MONTHS = 2
 MAX_REASON_LENGTH = 2000

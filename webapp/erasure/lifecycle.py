@@ -17,7 +17,6 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from webapp.crypto import DecryptionError, decrypt
-from webapp.evidence import audit
 from webapp.heap.validation import MAX_DELETION_USERS, validate_deletion_users
 from webapp.models import (
     Batch,
@@ -29,6 +28,7 @@ from webapp.models import (
     Subject,
     SubjectState,
 )
+from webapp.trail import audit
 
 SYSTEM = audit.SYSTEM_ACTOR
 

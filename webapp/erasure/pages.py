@@ -20,10 +20,10 @@ from webapp.erasure.queries import (
     identifier,
     subjects_page,
 )
-from webapp.evidence import exports
 from webapp.heap.calls import PreparedCall, build_call
 from webapp.heap.hosts import resolve_hosts
 from webapp.models import BatchState, RowClass, Subject
+from webapp.trail import exports
 
 PREVIEW_USERS = 5
 

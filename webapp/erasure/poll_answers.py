@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from webapp.erasure.lifecycle import SYSTEM, format_retry_time, settle_batch
-from webapp.evidence import audit
 from webapp.heap import HeapNotFound
 from webapp.models import Batch, ChunkState, HeapDeletionId, HeapRequest, Subject, SubjectState
+from webapp.trail import audit
 
 COMPLETE = "complete"  # Heap's spelling
 NOT_FOUND_PREFIX = "Heap does not know deletion request"

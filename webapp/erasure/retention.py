@@ -16,9 +16,9 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from webapp.db import session_scope
-from webapp.evidence import audit
 from webapp.lease import lease_is_current
 from webapp.models import Batch, BatchState, Subject, SubjectState, utcnow
+from webapp.trail import audit
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,6 @@ from webapp.erasure.submission_outcomes import (
     recover_interrupted,
     requeue_batch,
 )
-from webapp.evidence import audit
 from webapp.heap import (
     DeletionAccepted,
     HeapClient,
@@ -51,6 +50,7 @@ from webapp.heap import (
 )
 from webapp.lease import held_by, lease_is_current
 from webapp.models import Batch, BatchState, ChunkState, Environment, HeapRequest, utcnow
+from webapp.trail import audit
 
 log = logging.getLogger(__name__)
 

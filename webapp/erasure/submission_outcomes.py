@@ -22,9 +22,9 @@ from webapp.erasure.lifecycle import (
     settle_batch,
 )
 from webapp.erasure.retry_policy import retry_reason
-from webapp.evidence import audit
 from webapp.heap import DeletionAccepted
 from webapp.models import Batch, ChunkState, HeapDeletionId, HeapRequest, Subject, SubjectState
+from webapp.trail import audit
 
 # Added to the client's timeouts before a `sending` chunk counts as interrupted.
 SENDING_MARGIN_SECONDS = 30.0

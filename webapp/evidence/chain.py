@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from webapp.evidence import audit
 from webapp.models import AuditCheckpoint, AuditEntry, Subject
+from webapp.trail import audit
 
 PURGE_ACTION = "retention.purged"
 

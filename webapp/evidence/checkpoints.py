@@ -16,7 +16,6 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from webapp.db import session_scope
-from webapp.evidence import audit
 from webapp.evidence.signing import (
     PublicKey,
     SigningKeyError,
@@ -33,6 +32,7 @@ from webapp.evidence.verifier_script import (
 )
 from webapp.lease import lease_is_current
 from webapp.models import AuditCheckpoint, AuditEntry, utcnow
+from webapp.trail import audit
 
 log = logging.getLogger(__name__)
 

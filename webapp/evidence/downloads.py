@@ -8,7 +8,7 @@ from flask import Response, request
 from flask_login import current_user
 
 from webapp.db import session_scope
-from webapp.evidence import audit
+from webapp.trail import audit
 
 
 def record_download(*, actor: str, kind: str, target_type: str, target_id: int, masked) -> None:

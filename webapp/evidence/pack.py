@@ -19,10 +19,11 @@ from pathlib import Path
 from flask import Flask
 
 from webapp.db import session_scope
-from webapp.evidence import audit, certificates, checkpoints, signing
+from webapp.evidence import certificates, checkpoints, signing
 from webapp.evidence import facts as evidence
 from webapp.evidence import reports as evidence_reports
 from webapp.evidence.verifier_script import MANIFEST_TYPE
+from webapp.trail import audit
 
 VERIFIER = Path(__file__).resolve().parent / "verifier_script.py"
 README = """Evidence pack of batch {batch_id} — Deletion Desk

@@ -16,9 +16,9 @@ from sqlmodel import select
 from webapp.db import session_scope
 from webapp.erasure import deadlines
 from webapp.erasure.batches import get_batch
-from webapp.evidence import exports
 from webapp.evidence.facts import identifier, requests_of, subject_deadline
 from webapp.models import Batch, Environment, RowClass, Subject
+from webapp.trail import exports
 
 PAGE = 2000
 REPORT_COLUMNS = [

@@ -20,10 +20,10 @@ from sqlmodel import Session, select
 
 from webapp import mailer
 from webapp.db import session_scope
-from webapp.evidence import audit
 from webapp.jobs.digest import LIST_LIMIT, batch_url, build_digest
 from webapp.lease import lease_is_current
 from webapp.models import AuditEntry, Batch, Environment, HeapRequest, utcnow
+from webapp.trail import audit
 
 log = logging.getLogger(__name__)
 

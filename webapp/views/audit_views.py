@@ -10,9 +10,10 @@ from sqlmodel import select
 
 from webapp.accounts.access import role_required
 from webapp.db import get_session, session_scope
-from webapp.evidence import audit, checkpoints, exports
+from webapp.evidence import checkpoints
 from webapp.forms import ActionForm, AuditFilterForm
 from webapp.models import AuditEntry, Role
+from webapp.trail import audit, exports
 
 bp = Blueprint("audit", __name__)
 PAGE_SIZE = 50

@@ -14,9 +14,9 @@ from webapp.erasure import batches as service
 from webapp.erasure import deadlines
 from webapp.erasure import pages as batch_pages
 from webapp.erasure import queries as batch_queries
-from webapp.evidence import exports
 from webapp.forms import ActionForm
 from webapp.models import Role
+from webapp.trail import exports
 from webapp.views.batch_forms import ApproveForm, BatchFilterForm, RejectForm, UploadForm
 
 bp = Blueprint("batches", __name__)

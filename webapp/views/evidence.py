@@ -19,12 +19,13 @@ from webapp.accounts.access import role_required
 from webapp.db import get_session
 from webapp.erasure.batches import BatchNotFound
 from webapp.erasure.deadlines import SubjectNotFound
-from webapp.evidence import certificates, checkpoints, exports, signing
+from webapp.evidence import certificates, checkpoints, signing
 from webapp.evidence import reports as evidence_reports
 from webapp.evidence.downloads import audited_download
 from webapp.evidence.pack import evidence_pack
 from webapp.forms import ActionForm
 from webapp.models import Role
+from webapp.trail import exports
 
 bp = Blueprint("evidence", __name__)
 

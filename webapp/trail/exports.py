@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from flask import Response
 
 from webapp.db import session_scope
-from webapp.evidence import audit
+from webapp.trail import audit
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 AUDIT_CSV_COLUMNS = list(audit.ROW_FIELDS)
