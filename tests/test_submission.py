@@ -33,7 +33,8 @@ from workflow_factories import (
 
 from webapp.db import session_scope
 from webapp.erasure import polling, submission
-from webapp.erasure.lifecycle import format_retry_time, start_batch
+from webapp.erasure.lifecycle import start_batch
+from webapp.erasure.retry_policy import format_retry_time
 from webapp.heap import HeapClient
 from webapp.models import HeapRequest, utcnow
 from webapp.trail import audit

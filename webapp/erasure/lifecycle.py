@@ -1,23 +1,46 @@
-"""A batch's Heap deletion requests (chunks): settings, planning, payloads, batch state.
+"""The life of a Heap deletion request (a chunk) and the batch state it settles: one home.
 
-Shared by the submission and polling jobs. Lock order, to keep PostgreSQL free of deadlocks:
-every transaction that may change a batch's state locks the batch row first (`lock_batch`),
-then its chunks, then appends to the audit trail.
+Every transition is a function here that changes the rows *and* writes its audit entry in the
+caller's transaction (STYLE.md rule 4); the submission and polling jobs only decide which one
+applies and own the commits around the HTTP call (DESIGN.md, "No deletion is lost").
+
+    chunk (HeapRequest)                          function               audit action
+    ─────────────────────────────────────────────────────────────────────────────────────────
+    (new) → queued                               plan_chunks            heap_request.planned
+    queued | waiting_retry → sending             claim_for_sending      heap_request.sending
+    sending → accepted                           record_accepted        heap_request.accepted
+    sending → queued (outcome unknown)           record_unknown         heap_request.outcome_unknown
+    sending, left by a crash → queued            recover_interrupted    heap_request.outcome_unknown
+    sending → waiting_retry (429, 5xx, key)      record_retry           heap_request.retry_scheduled
+    sending → failed (400: refused for good)     record_failed          heap_request.failed
+    failed | waiting_retry → queued (officer)    requeue_for_retry      batch.retry_requested
+    accepted → complete (Heap says so)           record_completed,      heap_request.status_changed
+                                                 complete_chunk
+    accepted, open too long (flag only)          flag_stale             heap_request.stale
+
+    batch: approved → submitting (start_batch: batch.submission_started; an unplannable batch
+    fails: batch.failed); then settle_batch derives submitting | waiting_retry | polling |
+    complete | failed from its chunks and audits each change (BATCH_ACTIONS).
+
+Lock order, to keep PostgreSQL free of deadlocks: every transaction that may change a batch's
+state locks the batch row first (`lock_batch`), then its chunks, then appends to the audit trail.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Flask
 from sqlmodel import Session, select
 
-from webapp.crypto import DecryptionError, decrypt
-from webapp.heap.validation import MAX_DELETION_USERS, validate_deletion_users
+from webapp.crypto import DecryptionError
+from webapp.erasure.payloads import deletion_user, payload_sha256, redact_subjects
+from webapp.erasure.retry_policy import format_retry_time, retry_reason
+from webapp.heap import DeletionAccepted
+from webapp.heap.validation import validate_deletion_users
+from webapp.lease import held_by
 from webapp.models import (
     Batch,
     BatchState,
@@ -31,15 +54,7 @@ from webapp.models import (
 from webapp.trail import audit
 
 SYSTEM = audit.SYSTEM_ACTOR
-
-# Config keys (app.config) and their defaults.
-DEFAULTS: dict[str, int] = {
-    "DESK_SUBMIT_INTERVAL_SECONDS": 5,
-    "DESK_CHUNK_SIZE": MAX_DELETION_USERS,
-    "DESK_POLL_INTERVAL_SECONDS": 900,
-    "DESK_POLL_CONCURRENCY": 4,
-    "DESK_STALE_AFTER_DAYS": 30,
-}
+COMPLETE = "complete"  # Heap's spelling
 
 # States in which the submission job works on a batch.
 SUBMITTABLE = (BatchState.APPROVED, BatchState.SUBMITTING, BatchState.WAITING_RETRY)
@@ -51,55 +66,9 @@ BATCH_ACTIONS = {
     BatchState.COMPLETE: "batch.completed",
     BatchState.FAILED: "batch.failed",
 }
-_DIGITS = re.compile(r"\d+")
-
-
-def setting(app: Flask, name: str) -> int:
-    """An integer DESK_* setting from app.config, or its default."""
-    value = app.config.get(name)
-    return DEFAULTS[name] if value is None else int(value)
-
-
-def chunk_size(app: Flask) -> int:
-    """Subjects per Heap request: the configured size within Heap's 1..10,000."""
-    return max(1, min(setting(app, "DESK_CHUNK_SIZE"), MAX_DELETION_USERS))
-
-
-def payload_sha256(users: list[dict[str, Any]]) -> str:
-    """SHA-256 of the request body `{"users": [...]}` in the audit trail's canonical JSON."""
-    return hashlib.sha256(audit.canonical_json({"users": users}).encode("utf-8")).hexdigest()
-
-
-def deletion_user(kind: str | None, identifier_encrypted: str | None) -> dict[str, Any]:
-    """One element of a deletion body, decrypted just now (user_id as a JSON number)."""
-    if not identifier_encrypted:
-        raise ValueError("a subject to be deleted has no stored identifier")
-    text = decrypt(identifier_encrypted)
-    return {"user_id": int(text)} if kind == "user_id" else {"identity": text}
-
-
-def chunk_users(session: Session, chunk_id: int) -> list[dict[str, Any]]:
-    """The exact `users` list of a chunk, in subject order (raw identifiers: memory only)."""
-    rows = session.exec(
-        select(Subject.kind, Subject.identifier_encrypted)
-        .where(Subject.heap_request_id == chunk_id)
-        .order_by(Subject.id)
-    ).all()
-    return validate_deletion_users([deletion_user(kind, token) for kind, token in rows])
-
-
-def redact_subjects(message: str, users: list[dict[str, Any]]) -> str:
-    """Remove any of the chunk's identifiers that Heap may echo in an error message."""
-    for user in users:
-        identity = user.get("identity")
-        if identity and identity in message:
-            message = message.replace(identity, "[identity]")
-    user_ids = {str(user["user_id"]) for user in users if "user_id" in user}
-    if user_ids:
-        message = _DIGITS.sub(
-            lambda m: "[user_id]" if m.group() in user_ids else m.group(), message
-        )
-    return message
+# Chunk states an outcome may still change: `sending` normally; `queued`/`waiting_retry` when
+# another scheduler recovered the chunk meanwhile (its id must still be recorded).
+OPEN_STATES = (ChunkState.SENDING.value, ChunkState.QUEUED.value, ChunkState.WAITING_RETRY.value)
 
 
 def lock_batch(session: Session, batch_id: int) -> Batch | None:
@@ -110,6 +79,9 @@ def lock_batch(session: Session, batch_id: int) -> Batch | None:
         .with_for_update()
         .execution_options(populate_existing=True)
     ).first()
+
+
+# ── planned ─────────────────────────────────────────────────────────────────────────────
 
 
 def plan_chunks(session: Session, batch: Batch, *, size: int) -> list[HeapRequest]:
@@ -290,6 +262,459 @@ def _fail_unplannable(session: Session, batch_id: int, problem: str) -> bool:
     return False
 
 
+# ── sending and what Heap answered ──────────────────────────────────────────────────────
+
+
+def claim_for_sending(
+    session: Session,
+    *,
+    chunk_id: int,
+    batch_id: int,
+    now: datetime,
+    fencing_token: int | None,
+    subject_count: int,
+    sent_sha256: str,
+) -> int | None:
+    """Mark the chunk `sending` if still due and audit the intent; return the attempt, or None.
+
+    One conditional UPDATE, so a chunk is sent once however many schedulers race for it; the
+    caller commits before Heap hears of it.
+    """
+    statement = (
+        sa.update(HeapRequest)
+        .where(HeapRequest.id == chunk_id, due_condition(now))
+        .values(state=ChunkState.SENDING.value, attempts=HeapRequest.attempts + 1, sent_at=now)
+    )
+    if fencing_token is not None:
+        # Fencing: a scheduler that lost the lease cannot claim anything any more.
+        statement = statement.where(held_by(fencing_token))
+    if session.exec(statement).rowcount != 1:
+        session.rollback()
+        return None
+    chunk = session.get(HeapRequest, chunk_id, populate_existing=True)
+    audit.record(
+        session,
+        actor=SYSTEM,
+        action="heap_request.sending",
+        target_type="heap_request",
+        target_id=chunk_id,
+        details={
+            "batch_id": batch_id,
+            "chunk_index": chunk.chunk_index,
+            "attempt": chunk.attempts,
+            "subject_count": subject_count,
+            "payload_sha256": sent_sha256,
+        },
+    )
+    return chunk.attempts
+
+
+def due_condition(now: datetime) -> sa.ColumnElement[bool]:
+    """WHERE clause: chunks waiting to be sent whose time has come."""
+    return sa.and_(
+        HeapRequest.state.in_([ChunkState.QUEUED.value, ChunkState.WAITING_RETRY.value]),
+        sa.or_(HeapRequest.next_attempt_at.is_(None), HeapRequest.next_attempt_at <= now),
+    )
+
+
+def _chunk_of_attempt(chunk_id: int, attempt: int):
+    """WHERE clause: the chunk, still `sending` for exactly this attempt."""
+    return sa.and_(
+        HeapRequest.id == chunk_id,
+        HeapRequest.state == ChunkState.SENDING.value,
+        HeapRequest.attempts == attempt,
+    )
+
+
+def _audit_chunk(session: Session, action: str, chunk_id: int, details: dict[str, Any]) -> None:
+    audit.record(
+        session,
+        actor=SYSTEM,
+        action=action,
+        target_type="heap_request",
+        target_id=chunk_id,
+        details=details,
+    )
+
+
+def record_accepted(
+    session: Session,
+    *,
+    batch: Batch,
+    chunk_id: int,
+    attempt: int,
+    now: datetime,
+    result: DeletionAccepted,
+) -> str:
+    """Heap answered 201: keep its id (always), mark the chunk and its subjects submitted."""
+    chunk = session.get(HeapRequest, chunk_id, populate_existing=True)
+    earlier = chunk.deletion_request_id
+    session.add(
+        HeapDeletionId(
+            heap_request_id=chunk_id,
+            deletion_request_id=result.deletion_request_id,
+            location=(result.location or "")[:500] or None,
+            attempt=attempt,
+            status=result.status[:64],
+            accepted_at=now,
+        )
+    )
+    took = session.exec(
+        sa.update(HeapRequest)
+        .where(HeapRequest.id == chunk_id, HeapRequest.state.in_(OPEN_STATES))
+        .values(
+            state=ChunkState.ACCEPTED.value,
+            deletion_request_id=result.deletion_request_id,
+            heap_status=result.status[:64],
+            accepted_at=sa.func.coalesce(HeapRequest.accepted_at, now),
+            next_poll_at=now,
+            next_attempt_at=None,
+            last_error=None,
+            poll_failures=0,
+        )
+    ).rowcount
+    submitted = session.exec(
+        sa.update(Subject)
+        .where(Subject.heap_request_id == chunk_id, Subject.state == SubjectState.PENDING.value)
+        .values(state=SubjectState.SUBMITTED.value, submitted_at=now)
+    ).rowcount
+    details = {
+        "batch_id": batch.id,
+        "chunk_index": chunk.chunk_index,
+        "attempt": attempt,
+        "deletion_request_id": result.deletion_request_id,
+        "status": result.status,
+        "subjects_submitted": submitted,
+    }
+    if not took:
+        # Another scheduler already recorded an id for this chunk: both are kept.
+        details["kept_alongside"] = earlier
+    _audit_chunk(session, "heap_request.accepted", chunk_id, details)
+    settle_batch(session, batch, now=now)
+    return ChunkState.ACCEPTED.value
+
+
+def record_unknown(
+    session: Session,
+    *,
+    batch: Batch,
+    chunk_id: int,
+    attempt: int,
+    now: datetime,
+    reason: str,
+    retry_at: datetime | None,
+) -> str:
+    """No answer (timeout after sending, crash): queue the chunk to be sent again."""
+    when = f" at {format_retry_time(retry_at, now)}" if retry_at else ""
+    message = (
+        f"Heap's answer never came ({reason}); the request will be sent again{when}. "
+        "Deleting twice is harmless and every id Heap returns is kept."
+    )
+    session.exec(
+        sa.update(HeapRequest)
+        .where(_chunk_of_attempt(chunk_id, attempt))
+        .values(state=ChunkState.QUEUED.value, next_attempt_at=retry_at, last_error=message)
+    )
+    _audit_chunk(
+        session,
+        "heap_request.outcome_unknown",
+        chunk_id,
+        {
+            "batch_id": batch.id,
+            "attempt": attempt,
+            "reason": reason,
+            "resubmit_at": retry_at.isoformat() if retry_at else "next run",
+        },
+    )
+    settle_batch(session, batch, now=now)
+    return ChunkState.QUEUED.value
+
+
+def hold_environment(
+    session: Session, *, environment_id: int, except_batch: int, retry_at: datetime
+) -> None:
+    """Heap's 429/5xx concerns the whole environment: its other batches hold back too.
+
+    Run in a transaction of its own, after the chunk's outcome is committed: updating other
+    batches while holding this batch's row lock would take row locks out of id order and could
+    deadlock with the poller on PostgreSQL.
+    """
+    session.exec(
+        sa.update(Batch)
+        .where(
+            Batch.environment_id == environment_id,
+            Batch.id != except_batch,
+            Batch.state.in_([state.value for state in SUBMITTABLE]),
+            sa.or_(Batch.next_attempt_at.is_(None), Batch.next_attempt_at < retry_at),
+        )
+        .values(next_attempt_at=retry_at)
+    )
+    session.commit()
+
+
+def record_retry(
+    session: Session,
+    *,
+    batch: Batch,
+    chunk_id: int,
+    attempt: int,
+    now: datetime,
+    error: Exception,
+    users: list[dict[str, Any]],
+    retry_at: datetime,
+) -> str:
+    """429, 5xx, unreachable, refused key: the chunk and its environment wait until retry_at."""
+    reason = redact_subjects(retry_reason(error, retry_at=retry_at, now=now), users)
+    session.exec(
+        sa.update(HeapRequest)
+        .where(_chunk_of_attempt(chunk_id, attempt))
+        .values(state=ChunkState.WAITING_RETRY.value, next_attempt_at=retry_at, last_error=reason)
+    )
+    _audit_chunk(
+        session,
+        "heap_request.retry_scheduled",
+        chunk_id,
+        {
+            "batch_id": batch.id,
+            "attempt": attempt,
+            "http_status": getattr(error, "status", None),
+            "reason": reason,
+            "retry_at": retry_at.isoformat(),
+        },
+    )
+    settle_batch(session, batch, now=now, reason=reason)
+    return ChunkState.WAITING_RETRY.value
+
+
+def record_failed(
+    session: Session,
+    *,
+    batch: Batch,
+    chunk_id: int,
+    attempt: int,
+    now: datetime,
+    error: Exception,
+    users: list[dict[str, Any]],
+) -> str:
+    """Heap refused the request for good (400): the chunk, its subjects and the batch fail."""
+    message = redact_subjects(getattr(error, "message", str(error)), users)
+    chunk = session.get(HeapRequest, chunk_id, populate_existing=True)
+    session.exec(
+        sa.update(HeapRequest)
+        .where(_chunk_of_attempt(chunk_id, attempt))
+        .values(state=ChunkState.FAILED.value, last_error=message, next_attempt_at=None)
+    )
+    session.exec(
+        sa.update(Subject)
+        .where(Subject.heap_request_id == chunk_id, Subject.state == SubjectState.PENDING.value)
+        .values(state=SubjectState.FAILED.value)
+    )
+    _audit_chunk(
+        session,
+        "heap_request.failed",
+        chunk_id,
+        {
+            "batch_id": batch.id,
+            "attempt": attempt,
+            "http_status": getattr(error, "status", None),
+            "message": message,
+        },
+    )
+    total = session.exec(
+        select(sa.func.count()).select_from(HeapRequest).where(HeapRequest.batch_id == batch.id)
+    ).one()
+    reason = (
+        f"Heap refused request {chunk.chunk_index} of {total} for good: {message}. "
+        "Correct the cause, then retry the batch."
+    )
+    settle_batch(session, batch, now=now, reason=reason)
+    return ChunkState.FAILED.value
+
+
+def requeue_batch(session: Session, batch: Batch) -> int:
+    """Put a batch's failed and waiting chunks (and their subjects) back in the queue."""
+    requeued = session.exec(
+        sa.update(HeapRequest)
+        .where(
+            HeapRequest.batch_id == batch.id,
+            HeapRequest.state.in_([ChunkState.FAILED.value, ChunkState.WAITING_RETRY.value]),
+        )
+        .values(state=ChunkState.QUEUED.value, next_attempt_at=None, last_error=None)
+    ).rowcount
+    session.exec(
+        sa.update(Subject)
+        .where(Subject.batch_id == batch.id, Subject.state == SubjectState.FAILED.value)
+        .values(state=SubjectState.PENDING.value)
+    )
+    return requeued
+
+
+def requeue_for_retry(session: Session, *, actor: str, batch: Batch) -> None:
+    """An officer's retry: the batch's refused chunks are queued again, now (failed → approved)."""
+    requeued = requeue_batch(session, batch)
+    audit.record(
+        session,
+        actor=actor,
+        action="batch.retry_requested",
+        target_type="batch",
+        target_id=batch.id,
+        details={"from": batch.state, "chunks_requeued": requeued},
+    )
+    batch.state = BatchState.APPROVED.value
+    batch.last_error = None
+    batch.next_attempt_at = None
+    session.add(batch)
+
+
+def recover_interrupted(session: Session, *, now: datetime, grace: timedelta) -> int:
+    """Queue again every chunk left `sending` by a crash: its outcome is unknown."""
+    stuck = session.exec(
+        select(HeapRequest).where(
+            HeapRequest.state == ChunkState.SENDING.value, HeapRequest.sent_at <= now - grace
+        )
+    ).all()
+    for chunk in stuck:
+        batch = lock_batch(session, chunk.batch_id)
+        record_unknown(
+            session,
+            batch=batch,
+            chunk_id=chunk.id,
+            attempt=chunk.attempts,
+            reason="the desk stopped after the request may have been sent",
+            now=now,
+            retry_at=None,
+        )
+    session.commit()
+    return len(stuck)
+
+
+# ── complete (the polling job) ──────────────────────────────────────────────────────────
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A chunk for which Heap now says `complete` about every id."""
+
+    chunk_id: int
+    batch_id: int
+    rows: tuple[tuple[int, str, str], ...]  # (HeapDeletionId.id, deletion_request_id, stored)
+
+
+def record_completed(session: Session, completions: list[Completion], *, now: datetime) -> None:
+    """Chunks Heap completed: chunks, ids and subjects in bulk; each status change audited."""
+    if not completions:
+        return
+    live = set(
+        session.exec(
+            select(HeapRequest.id).where(
+                HeapRequest.id.in_([c.chunk_id for c in completions]),
+                HeapRequest.state == ChunkState.ACCEPTED.value,
+            )
+        ).all()
+    )
+    if not live:
+        return
+    session.exec(
+        sa.update(HeapRequest)
+        .where(HeapRequest.id.in_(live))
+        .values(
+            state=ChunkState.COMPLETE.value,
+            heap_status=COMPLETE,
+            completed_at=now,
+            last_polled_at=now,
+            next_poll_at=None,
+            poll_failures=0,
+            last_error=None,
+        )
+    )
+    session.exec(
+        sa.update(HeapDeletionId)
+        .where(HeapDeletionId.heap_request_id.in_(live))
+        .values(
+            status=COMPLETE,
+            last_polled_at=now,
+            completed_at=sa.func.coalesce(HeapDeletionId.completed_at, now),
+        )
+    )
+    session.exec(
+        sa.update(Subject)
+        .where(Subject.heap_request_id.in_(live), Subject.state == SubjectState.SUBMITTED.value)
+        .values(state=SubjectState.COMPLETE.value, completed_at=now)
+    )
+    for completion in completions:
+        if completion.chunk_id not in live:
+            continue
+        for _, request_id, stored in completion.rows:
+            if stored != COMPLETE:
+                audit_status_change(
+                    session, completion.chunk_id, completion.batch_id, request_id, stored
+                )
+
+
+def complete_chunk(session: Session, chunk: HeapRequest, *, now: datetime) -> None:
+    """Heap finished: the chunk and its subjects are complete (`finish_batches` counts them)."""
+    chunk.state = ChunkState.COMPLETE.value
+    chunk.heap_status = COMPLETE
+    chunk.completed_at = now
+    chunk.next_poll_at = None
+    session.add(chunk)
+    session.exec(
+        sa.update(Subject)
+        .where(Subject.heap_request_id == chunk.id, Subject.state == SubjectState.SUBMITTED.value)
+        .values(state=SubjectState.COMPLETE.value, completed_at=now)
+    )
+
+
+def flag_stale(
+    session: Session, chunk: HeapRequest, *, now: datetime, stale_after: timedelta
+) -> None:
+    """Flag (and audit, once) a request Heap has not completed long after accepting it."""
+    if chunk.stale or chunk.accepted_at is None or chunk.accepted_at > now - stale_after:
+        return
+    chunk.stale = True
+    audit.record(
+        session,
+        actor=SYSTEM,
+        action="heap_request.stale",
+        target_type="heap_request",
+        target_id=chunk.id,
+        details={
+            "batch_id": chunk.batch_id,
+            "deletion_request_id": chunk.deletion_request_id,
+            "accepted_at": chunk.accepted_at.isoformat(),
+            "days_open": (now - chunk.accepted_at).days,
+            "status": chunk.heap_status,
+        },
+    )
+
+
+def audit_status_change(
+    session: Session, chunk_id: int, batch_id: int, request_id: str, old: str, new: str = COMPLETE
+) -> None:
+    audit.record(
+        session,
+        actor=SYSTEM,
+        action="heap_request.status_changed",
+        target_type="heap_request",
+        target_id=chunk_id,
+        details={"batch_id": batch_id, "deletion_request_id": request_id, "from": old, "to": new},
+    )
+
+
+# ── the batch its chunks imply ──────────────────────────────────────────────────────────
+
+
+def finish_batches(session: Session, batches: list[Batch], *, now: datetime) -> None:
+    """Recount the locked batches' complete subjects and settle their states."""
+    for batch in batches:
+        batch.completed_count = session.exec(
+            select(sa.func.count())
+            .select_from(Subject)
+            .where(Subject.batch_id == batch.id, Subject.state == SubjectState.COMPLETE.value)
+        ).one()
+        settle_batch(session, batch, now=now)
+
+
 def _derive_state(states: list[str]) -> BatchState:
     """The batch state its chunks imply (a batch without chunks has nothing left to do)."""
     if all(state == ChunkState.COMPLETE for state in states):
@@ -359,37 +784,3 @@ def settle_batch(
         )
         batch.state = new.value
     session.add(batch)
-
-
-def format_retry_time(when: datetime, now: datetime) -> str:
-    """'14:05 UTC' today, '2025-03-02 14:05 UTC' on another day."""
-    return f"{when:%H:%M} UTC" if when.date() == now.date() else f"{when:%Y-%m-%d %H:%M} UTC"
-
-
-def deletion_ids_by_request(
-    session: Session, request_ids: list[int]
-) -> dict[int, list[HeapDeletionId]]:
-    """Every deletion id Heap returned for these requests, oldest attempt first."""
-    found: dict[int, list[HeapDeletionId]] = {request_id: [] for request_id in request_ids}
-    if request_ids:
-        query = (
-            select(HeapDeletionId)
-            .where(HeapDeletionId.heap_request_id.in_(request_ids))
-            .order_by(HeapDeletionId.attempt, HeapDeletionId.id)
-        )
-        for row in session.exec(query):
-            found[row.heap_request_id].append(row)
-    return found
-
-
-def requests_with_ids(
-    session: Session, batch_id: int
-) -> list[tuple[HeapRequest, list[HeapDeletionId]]]:
-    """A batch's Heap requests in chunk order, each with all its deletion ids."""
-    chunks = session.exec(
-        select(HeapRequest)
-        .where(HeapRequest.batch_id == batch_id)
-        .order_by(HeapRequest.chunk_index)
-    ).all()
-    ids = deletion_ids_by_request(session, [chunk.id for chunk in chunks])
-    return [(chunk, ids[chunk.id]) for chunk in chunks]

@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from webapp.crypto import subject_fingerprint
 from webapp.db import session_scope
-from webapp.erasure.lifecycle import deletion_ids_by_request
+from webapp.erasure.queries import deletion_ids_by_request
 from webapp.heap.errors import HeapValidationError
 from webapp.heap.validation import normalise_user_id, validate_identity
 from webapp.models import Batch, Environment, HeapDeletionId, HeapRequest, Subject

@@ -11,7 +11,6 @@ from flask import Flask, current_app
 from sqlmodel import Session, select
 
 from webapp.db import session_scope
-from webapp.erasure import lifecycle as deletion_requests
 from webapp.erasure.queries import (
     PROBLEM_CLASSES,
     BatchDetail,
@@ -20,6 +19,7 @@ from webapp.erasure.queries import (
     identifier,
     subjects_page,
 )
+from webapp.erasure.settings import chunk_size as configured_chunk_size
 from webapp.heap.calls import PreparedCall, build_call
 from webapp.heap.hosts import resolve_hosts
 from webapp.models import BatchState, RowClass, Subject
@@ -104,7 +104,7 @@ def preview(session: Session, detail: BatchDetail) -> Preview:
     warnings = session.exec(
         select(sa.func.count()).where(Subject.batch_id == batch.id, Subject.warning.is_not(None))
     ).one()
-    chunk_size = deletion_requests.chunk_size(current_app)
+    chunk_size = configured_chunk_size(current_app)
     return Preview(
         call=call,
         shown=len(users),

@@ -1,4 +1,7 @@
-"""What the polling job records for one chunk: status changes, completion, errors, staleness."""
+"""What the polling job records of Heap's answers: poll times, statuses verbatim, failed polls.
+
+The transitions the answers imply (complete, stale) are `lifecycle`'s.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +11,18 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from webapp.erasure.lifecycle import SYSTEM, format_retry_time, settle_batch
+from webapp.erasure.lifecycle import (
+    COMPLETE,
+    SYSTEM,
+    audit_status_change,
+    complete_chunk,
+    flag_stale,
+)
+from webapp.erasure.retry_policy import format_retry_time
 from webapp.heap import HeapNotFound
-from webapp.models import Batch, ChunkState, HeapDeletionId, HeapRequest, Subject, SubjectState
+from webapp.models import ChunkState, HeapDeletionId, HeapRequest
 from webapp.trail import audit
 
-COMPLETE = "complete"  # Heap's spelling
 NOT_FOUND_PREFIX = "Heap does not know deletion request"
 # However often polls fail, a request is asked about again at least once a day.
 MAX_POLL_BACKOFF_SECONDS = 86_400
@@ -42,88 +51,6 @@ def record_quiet(
     )
     session.exec(
         sa.update(HeapDeletionId).where(HeapDeletionId.id.in_(row_ids)).values(last_polled_at=now)
-    )
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A chunk for which Heap now says `complete` about every id."""
-
-    chunk_id: int
-    batch_id: int
-    rows: tuple[tuple[int, str, str], ...]  # (HeapDeletionId.id, deletion_request_id, stored)
-
-
-def record_completed(session: Session, completions: list[Completion], *, now: datetime) -> None:
-    """Chunks Heap completed: chunks, ids and subjects in bulk; each status change audited."""
-    if not completions:
-        return
-    live = set(
-        session.exec(
-            select(HeapRequest.id).where(
-                HeapRequest.id.in_([c.chunk_id for c in completions]),
-                HeapRequest.state == ChunkState.ACCEPTED.value,
-            )
-        ).all()
-    )
-    if not live:
-        return
-    session.exec(
-        sa.update(HeapRequest)
-        .where(HeapRequest.id.in_(live))
-        .values(
-            state=ChunkState.COMPLETE.value,
-            heap_status=COMPLETE,
-            completed_at=now,
-            last_polled_at=now,
-            next_poll_at=None,
-            poll_failures=0,
-            last_error=None,
-        )
-    )
-    session.exec(
-        sa.update(HeapDeletionId)
-        .where(HeapDeletionId.heap_request_id.in_(live))
-        .values(
-            status=COMPLETE,
-            last_polled_at=now,
-            completed_at=sa.func.coalesce(HeapDeletionId.completed_at, now),
-        )
-    )
-    session.exec(
-        sa.update(Subject)
-        .where(Subject.heap_request_id.in_(live), Subject.state == SubjectState.SUBMITTED.value)
-        .values(state=SubjectState.COMPLETE.value, completed_at=now)
-    )
-    for completion in completions:
-        if completion.chunk_id not in live:
-            continue
-        for _, request_id, stored in completion.rows:
-            if stored != COMPLETE:
-                _audit_change(session, completion.chunk_id, completion.batch_id, request_id, stored)
-
-
-def finish_batches(session: Session, batches: list[Batch], *, now: datetime) -> None:
-    """Recount the locked batches' complete subjects and settle their states."""
-    for batch in batches:
-        batch.completed_count = session.exec(
-            select(sa.func.count())
-            .select_from(Subject)
-            .where(Subject.batch_id == batch.id, Subject.state == SubjectState.COMPLETE.value)
-        ).one()
-        settle_batch(session, batch, now=now)
-
-
-def _audit_change(
-    session: Session, chunk_id: int, batch_id: int, request_id: str, old: str, new: str = COMPLETE
-) -> None:
-    audit.record(
-        session,
-        actor=SYSTEM,
-        action="heap_request.status_changed",
-        target_type="heap_request",
-        target_id=chunk_id,
-        details={"batch_id": batch_id, "deletion_request_id": request_id, "from": old, "to": new},
     )
 
 
@@ -167,9 +94,9 @@ def record_answers(
             _poll_failed(session, chunk, errors[0], now=now, interval=interval)
     session.add(chunk)
     if COMPLETE in statuses.values():
-        _complete_chunk(session, chunk, now=now)
+        complete_chunk(session, chunk, now=now)
         return True
-    _flag_stale(session, chunk, now=now, stale_after=stale_after)
+    flag_stale(session, chunk, now=now, stale_after=stale_after)
     return False
 
 
@@ -180,7 +107,7 @@ def _store_status(
     status = status[:64]
     row.last_polled_at = now
     if status != row.status:
-        _audit_change(
+        audit_status_change(
             session, chunk.id, chunk.batch_id, row.deletion_request_id, row.status, status
         )
         row.status = status
@@ -222,40 +149,3 @@ def _poll_failed(
     else:
         message = getattr(error, "message", str(error))
         chunk.last_error = f"Asking Heap for the status failed ({message}); asking again at {when}"
-
-
-def _complete_chunk(session: Session, chunk: HeapRequest, *, now: datetime) -> None:
-    """Heap finished: the chunk and its subjects are complete (`finish_batches` counts them)."""
-    chunk.state = ChunkState.COMPLETE.value
-    chunk.heap_status = COMPLETE
-    chunk.completed_at = now
-    chunk.next_poll_at = None
-    session.add(chunk)
-    session.exec(
-        sa.update(Subject)
-        .where(Subject.heap_request_id == chunk.id, Subject.state == SubjectState.SUBMITTED.value)
-        .values(state=SubjectState.COMPLETE.value, completed_at=now)
-    )
-
-
-def _flag_stale(
-    session: Session, chunk: HeapRequest, *, now: datetime, stale_after: timedelta
-) -> None:
-    """Flag (and audit, once) a request Heap has not completed long after accepting it."""
-    if chunk.stale or chunk.accepted_at is None or chunk.accepted_at > now - stale_after:
-        return
-    chunk.stale = True
-    audit.record(
-        session,
-        actor=SYSTEM,
-        action="heap_request.stale",
-        target_type="heap_request",
-        target_id=chunk.id,
-        details={
-            "batch_id": chunk.batch_id,
-            "deletion_request_id": chunk.deletion_request_id,
-            "accepted_at": chunk.accepted_at.isoformat(),
-            "days_open": (now - chunk.accepted_at).days,
-            "status": chunk.heap_status,
-        },
-    )

@@ -22,16 +22,19 @@ from sqlmodel import Session, select
 from webapp import environments
 from webapp.crypto import DecryptionError
 from webapp.db import session_scope
-from webapp.erasure.lifecycle import lock_batch, setting
-from webapp.erasure.poll_answers import (
+from webapp.erasure.lifecycle import (
     COMPLETE,
-    Answer,
     Completion,
     finish_batches,
-    record_answers,
+    lock_batch,
     record_completed,
+)
+from webapp.erasure.poll_answers import (
+    Answer,
+    record_answers,
     record_quiet,
 )
+from webapp.erasure.settings import setting
 from webapp.heap import HeapAuthError, HeapClient, HeapError, HeapRateLimited, HeapUnavailable
 from webapp.lease import lease_is_current
 from webapp.models import Batch, ChunkState, Environment, HeapDeletionId, HeapRequest, utcnow

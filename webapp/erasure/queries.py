@@ -11,7 +11,6 @@ from sqlmodel import Session, select
 from webapp.crypto import DecryptionError, decrypt, subject_fingerprint
 from webapp.erasure import deadlines
 from webapp.erasure.batches import BatchNotFound
-from webapp.erasure.lifecycle import requests_with_ids
 from webapp.heap.validation import MAX_USER_ID
 from webapp.models import (
     Batch,
@@ -228,3 +227,32 @@ def subjects_page(
     result = _page(session, query.order_by(Subject.row_number), page, per_page)
     result.items = [SubjectView(subject=s, identifier=identifier(s)) for s in result.items]
     return result
+
+
+def deletion_ids_by_request(
+    session: Session, request_ids: list[int]
+) -> dict[int, list[HeapDeletionId]]:
+    """Every deletion id Heap returned for these requests, oldest attempt first."""
+    found: dict[int, list[HeapDeletionId]] = {request_id: [] for request_id in request_ids}
+    if request_ids:
+        query = (
+            select(HeapDeletionId)
+            .where(HeapDeletionId.heap_request_id.in_(request_ids))
+            .order_by(HeapDeletionId.attempt, HeapDeletionId.id)
+        )
+        for row in session.exec(query):
+            found[row.heap_request_id].append(row)
+    return found
+
+
+def requests_with_ids(
+    session: Session, batch_id: int
+) -> list[tuple[HeapRequest, list[HeapDeletionId]]]:
+    """A batch's Heap requests in chunk order, each with all its deletion ids."""
+    chunks = session.exec(
+        select(HeapRequest)
+        .where(HeapRequest.batch_id == batch_id)
+        .order_by(HeapRequest.chunk_index)
+    ).all()
+    ids = deletion_ids_by_request(session, [chunk.id for chunk in chunks])
+    return [(chunk, ids[chunk.id]) for chunk in chunks]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 
-from webapp.erasure.lifecycle import format_retry_time
 from webapp.heap import (
     HeapAuthError,
     HeapBadRequest,
@@ -19,6 +18,11 @@ MAX_RETRY_AFTER_SECONDS = 86_400.0
 BACKOFF_BASE_SECONDS = 30.0
 BACKOFF_CAP_SECONDS = 3600.0
 _rng = random.Random()  # noqa: S311 - retry jitter, not a secret
+
+
+def format_retry_time(when: datetime, now: datetime) -> str:
+    """'14:05 UTC' today, '2025-03-02 14:05 UTC' on another day."""
+    return f"{when:%H:%M} UTC" if when.date() == now.date() else f"{when:%Y-%m-%d %H:%M} UTC"
 
 
 def backoff(attempt: int, now: datetime) -> datetime:

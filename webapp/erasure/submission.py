@@ -23,24 +23,21 @@ from webapp.crypto import DecryptionError
 from webapp.db import session_scope
 from webapp.erasure.lifecycle import (
     SUBMITTABLE,
-    SYSTEM,
-    chunk_size,
-    chunk_users,
-    lock_batch,
-    payload_sha256,
-    start_batch,
-)
-from webapp.erasure.retry_policy import backoff, is_permanent, retry_at_for
-from webapp.erasure.submission_outcomes import (
-    SENDING_MARGIN_SECONDS,
+    claim_for_sending,
+    due_condition,
     hold_environment,
+    lock_batch,
     record_accepted,
     record_failed,
     record_retry,
     record_unknown,
     recover_interrupted,
-    requeue_batch,
+    requeue_for_retry,
+    start_batch,
 )
+from webapp.erasure.payloads import chunk_users, payload_sha256
+from webapp.erasure.retry_policy import backoff, is_permanent, retry_at_for
+from webapp.erasure.settings import chunk_size
 from webapp.heap import (
     DeletionAccepted,
     HeapClient,
@@ -48,11 +45,12 @@ from webapp.heap import (
     HeapOutcomeUnknown,
     HeapValidationError,
 )
-from webapp.lease import held_by, lease_is_current
+from webapp.lease import lease_is_current
 from webapp.models import Batch, BatchState, ChunkState, Environment, HeapRequest, utcnow
-from webapp.trail import audit
 
 log = logging.getLogger(__name__)
+# Added to the client's timeouts before a `sending` chunk counts as interrupted.
+SENDING_MARGIN_SECONDS = 30.0
 
 
 class UnreadableRequest(HeapError):
@@ -142,40 +140,15 @@ def _due_chunks(batch_id: int, now: datetime) -> list[int]:
         return list(
             session.exec(
                 select(HeapRequest.id)
-                .where(HeapRequest.batch_id == batch_id, _due_condition(now))
+                .where(HeapRequest.batch_id == batch_id, due_condition(now))
                 .order_by(HeapRequest.chunk_index)
             ).all()
         )
 
 
-def _due_condition(now: datetime) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        HeapRequest.state.in_([ChunkState.QUEUED.value, ChunkState.WAITING_RETRY.value]),
-        sa.or_(HeapRequest.next_attempt_at.is_(None), HeapRequest.next_attempt_at <= now),
-    )
-
-
 def _start(batch_id: int, now: datetime) -> bool:
     with session_scope(write=True) as session:
         return start_batch(session, batch_id, now=now, size=chunk_size(current_app))
-
-
-def _claim(session: Session, chunk_id: int, tick: _Tick) -> bool:
-    """Mark the chunk `sending` if still due — one conditional UPDATE, so it is sent once."""
-    statement = (
-        sa.update(HeapRequest)
-        .where(HeapRequest.id == chunk_id, _due_condition(tick.now))
-        .values(state=ChunkState.SENDING.value, attempts=HeapRequest.attempts + 1, sent_at=tick.now)
-    )
-    if tick.fencing_token is not None:
-        # Fencing: a scheduler that lost the lease cannot claim anything any more.
-        statement = statement.where(held_by(tick.fencing_token))
-    if session.exec(statement).rowcount == 1:
-        return True
-    session.rollback()
-    if tick.fencing_token is not None and not lease_is_current(session, tick.fencing_token):
-        tick.lease_lost = True
-    return False
 
 
 def _submit_chunk(tick: _Tick, batch_id: int, environment_id: int, chunk_id: int) -> str | None:
@@ -197,24 +170,19 @@ def _submit_chunk(tick: _Tick, batch_id: int, environment_id: int, chunk_id: int
             client, setup_error = None, HeapError(f"the environment's Heap settings: {error}")
     sent_hash = payload_sha256(users)
     with session_scope(write=True) as session:
-        if not _claim(session, chunk_id, tick):
-            return None
-        chunk = session.get(HeapRequest, chunk_id, populate_existing=True)
-        attempt = chunk.attempts
-        audit.record(
+        attempt = claim_for_sending(
             session,
-            actor=SYSTEM,
-            action="heap_request.sending",
-            target_type="heap_request",
-            target_id=chunk_id,
-            details={
-                "batch_id": batch_id,
-                "chunk_index": chunk.chunk_index,
-                "attempt": attempt,
-                "subject_count": len(users),
-                "payload_sha256": sent_hash,
-            },
+            chunk_id=chunk_id,
+            batch_id=batch_id,
+            now=tick.now,
+            fencing_token=tick.fencing_token,
+            subject_count=len(users),
+            sent_sha256=sent_hash,
         )
+        if attempt is None:
+            if tick.fencing_token is not None and not lease_is_current(session, tick.fencing_token):
+                tick.lease_lost = True
+            return None
         session.commit()  # the intent is durable before Heap hears of it
     outcome: Any
     if client is None or setup_error is not None:
@@ -307,18 +275,6 @@ def retry_failed(session: Session, *, actor: str, batch_id: int) -> Batch:
             f"Batch {batch_id} is {batch.state.replace('_', ' ')}; only a failed batch or one "
             "waiting to retry can be retried."
         )
-    requeued = requeue_batch(session, batch)
-    audit.record(
-        session,
-        actor=actor,
-        action="batch.retry_requested",
-        target_type="batch",
-        target_id=batch_id,
-        details={"from": batch.state, "chunks_requeued": requeued},
-    )
-    batch.state = BatchState.APPROVED.value
-    batch.last_error = None
-    batch.next_attempt_at = None
-    session.add(batch)
+    requeue_for_retry(session, actor=actor, batch=batch)
     session.commit()
     return batch

@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from webapp.crypto import DecryptionError, decrypt
 from webapp.erasure import deadlines
 from webapp.erasure.batches import BatchNotFound
-from webapp.erasure.lifecycle import requests_with_ids
+from webapp.erasure.queries import requests_with_ids
 from webapp.evidence.chain import ChainFacts, batch_entries, chain_facts, chain_head
 from webapp.models import (
     Batch,

@@ -31,7 +31,7 @@ SYSTEM = audit.SYSTEM_ACTOR
 DIGEST_SENT = "alert.digest_sent"
 FAILURE_SENT = "alert.failure_sent"
 ALERT_FAILED = "alert.failed"
-HEAP_REQUEST_FAILED = "heap_request.failed"  # written by submission_outcomes.record_failed
+HEAP_REQUEST_FAILED = "heap_request.failed"  # written by erasure.lifecycle.record_failed
 # When alerts are first turned on, older refusals are left to the digest, not mailed one by one.
 FIRST_SCAN_WINDOW = timedelta(days=7)
 SUBJECT_PREFIX = "[Deletion Desk]"

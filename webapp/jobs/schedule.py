@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from flask import Flask
 
 from webapp.erasure import polling, retention, submission
-from webapp.erasure.lifecycle import setting
+from webapp.erasure.settings import setting
 from webapp.evidence import checkpoints
 from webapp.jobs import alerts
 
