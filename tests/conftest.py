@@ -138,7 +138,7 @@ def app(desk_env, tmp_path):
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "ARGON2_PARAMS": FAST_ARGON2,
             "DESK_HEAP_TIMEOUT": (2.0, 3.0),
-            "DESK_2FA_REQUIRED_ROLES": "",  # tests/test_two_factor.py turns it on
+            "DESK_2FA_REQUIRED_ROLES": "",  # tests/accounts/test_two_factor.py turns it on
         }
     )
     yield app

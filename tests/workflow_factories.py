@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
@@ -281,3 +282,13 @@ def sandbox_deletions(sandbox: SandboxServer) -> list[dict]:
     with sandbox.state.lock:
         sandbox.state.advance()
         return [record.to_json() for record in sandbox.state.deletions.values()]
+
+
+def polls_by_request(heap) -> dict[str, list[float]]:
+    """When each deletion request was polled (sandbox clock, seconds)."""
+    seen = defaultdict(list)
+    with heap.state.lock:
+        for entry in heap.state.requests:
+            if "/deletion_status/" in entry["path"]:
+                seen[entry["path"].rsplit("/", 1)[1]].append(entry["t"])
+    return dict(seen)

@@ -3,8 +3,9 @@
 Every malformed upload is either refused as a whole — the same plain message on the page and
 in the API's error body, and nothing stored (no batch, subject, correction or audit entry) — or
 stored row by row with each problem named, and every value rendered escaped in the pages and
-neutralised in the CSV downloads. tests/test_intake.py and tests/test_batches.py check the
-reading rules on the service; here the same files come in over HTTP, as an attacker sends them.
+neutralised in the CSV downloads. tests/erasure/test_intake.py and tests/erasure/test_batches.py
+check the reading rules on the service; here the same files come in over HTTP, as an attacker
+sends them.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 NUL, markup, garbage filters and out-of-range ids.
 
 Each is a form error (or a 4xx page), never a 500, and stores nothing; what is stored is shown
-escaped. The API's side of the same inputs is tests/test_hostile_api.py.
+escaped. The API's side of the same inputs is tests/api/test_hostile_api.py.
 """
 
 from __future__ import annotations

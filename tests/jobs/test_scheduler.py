@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from workflow_factories import (
     make_accepted_chunks,
     make_batch,
     make_environment,
+    polls_by_request,
 )
 
 from webapp.db import session_scope
@@ -165,7 +165,7 @@ def test_two_scheduler_processes_poll_each_request_once_per_interval(app, tmp_pa
                 if process.poll() is None:
                     process.send_signal(signal.SIGTERM)
                     process.wait(timeout=20)
-        polls = _polls(heap)
+        polls = polls_by_request(heap)
     finally:
         heap.stop()
     second = lease(app)
@@ -177,20 +177,10 @@ def test_two_scheduler_processes_poll_each_request_once_per_interval(app, tmp_pa
         assert min(gaps) >= 0.75, gaps  # never twice within one interval (1 s)
 
 
-def _polls(heap) -> dict[str, list[float]]:
-    """When each deletion request was polled (sandbox clock, seconds)."""
-    seen = defaultdict(list)
-    with heap.state.lock:
-        for entry in heap.state.requests:
-            if "/deletion_status/" in entry["path"]:
-                seen[entry["path"].rsplit("/", 1)[1]].append(entry["t"])
-    return dict(seen)
-
-
 def _wait_for_polls(heap, processes, logs: Path, *, timeout: float) -> None:
     """Wait until the first poll reaches the sandbox; fail early if a scheduler died."""
     deadline = time.monotonic() + timeout
-    while not _polls(heap):
+    while not polls_by_request(heap):
         dead = [n for n, process in enumerate(processes) if process.poll() is not None]
         if dead or time.monotonic() > deadline:
             log = (logs / f"scheduler{dead[0] if dead else 0}.log").read_text()[-3000:]

@@ -1,8 +1,9 @@
 """The erasure workflow under faults: a hostile Heap, a database outage, a killed scheduler.
 
-tests/test_submission.py, test_polling.py and test_scheduler.py inject one failure at a time;
-here everything happens at once to a 10,000-subject batch, the database goes away mid-poll,
-and a real `desk scheduler` process is SIGKILLed while another waits for its lease.
+tests/erasure/test_submission.py, tests/erasure/test_polling.py and tests/jobs/test_scheduler.py
+inject one failure at a time; here everything happens at once to a 10,000-subject batch, the
+database goes away mid-poll, and a real `desk scheduler` process is SIGKILLed while another
+waits for its lease.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ import sqlalchemy as sa
 from conftest import ON_POSTGRES
 from sqlalchemy.engine import make_url
 from sqlmodel import select
-from test_scheduler import _polls  # when each request was polled (sandbox clock)
 from workflow_factories import (
     audit_entries,
     batch_of,
@@ -36,6 +36,7 @@ from workflow_factories import (
     make_accepted_chunks,
     make_batch,
     make_environment,
+    polls_by_request,
     sandbox_deletions,
     seed_sandbox,
     subject_states,
@@ -430,7 +431,7 @@ def test_a_killed_scheduler_is_replaced_within_one_lease_and_one_interval(app, t
                     stderr=subprocess.STDOUT,
                 )
             )
-        _until(lambda: _polls(heap), "no poll", 30, processes, tmp_path)
+        _until(lambda: polls_by_request(heap), "no poll", 30, processes, tmp_path)
         first = _lease(app)
         victim = next(p for p in processes if f":{p.pid}:" in first.holder)
         time.sleep(POLL_SECONDS)  # let it work a little: it is killed mid-stride
@@ -445,13 +446,13 @@ def test_a_killed_scheduler_is_replaced_within_one_lease_and_one_interval(app, t
         second = _until(taken_over, "no takeover", 3 * LEASE_SECONDS, processes, tmp_path)
         takeover = time.monotonic() - killed_at
         _until(
-            lambda: all(t[-1] > killed_at + takeover for t in _polls(heap).values()),
+            lambda: all(t[-1] > killed_at + takeover for t in polls_by_request(heap).values()),
             "polling did not resume",
             2 * POLL_SECONDS + 1,
             processes,
             tmp_path,
         )
-        resumed = max(times[-1] for times in _polls(heap).values()) - killed_at
+        resumed = max(times[-1] for times in polls_by_request(heap).values()) - killed_at
     finally:
         for process in processes:
             if process.poll() is None:

@@ -39,7 +39,7 @@ from webapp.heap import HeapClient
 from webapp.models import HeapRequest, utcnow
 from webapp.trail import audit
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

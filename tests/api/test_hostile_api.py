@@ -3,8 +3,9 @@ deep nesting, hostile URLs, garbage filters and out-of-range ids.
 
 Each is a clear 4xx in the {"error": {"code", "message"}} shape — never a 500 — and stores
 nothing: no batch, subject, correction, environment or audit entry, and no call to Heap.
-tests/test_corrections.py checks Heap's rules on the planner and tests/test_corrections_api.py
-the options; these come over HTTP with the shapes an attacker would send.
+tests/corrections/test_service.py checks Heap's rules on the planner and
+tests/api/test_corrections_api.py the options; these come over HTTP with the shapes an attacker
+would send.
 """
 
 from __future__ import annotations
