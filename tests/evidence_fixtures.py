@@ -20,13 +20,13 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlmodel import select
+from sqlmodel import Session, select
 from workflow_factories import make_environment
 
 from webapp.db import get_engine, session_scope
 from webapp.erasure import batches, polling, submission
 from webapp.models import AuditEntry, Batch, HeapDeletionId, Subject, utcnow
-from webapp.trail import audit
+from webapp.trail import audit, tree
 
 __all__ = [
     "FinishedBatch",
@@ -144,6 +144,10 @@ def seed_chain(
         rows.append({**entry, "details": audit.canonical_json(entry["details"]), "hash": prev})
         moment += step
     connection.execute(sa.insert(AuditEntry.__table__), rows)
+    # The Merkle tree grows with the trail, as audit.record grows it.
+    with Session(bind=connection) as session:
+        tree.build(session)
+        session.flush()
     return start_seq + count - 1, prev
 
 

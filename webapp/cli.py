@@ -17,7 +17,7 @@ from webapp.accounts import users as accounts
 from webapp.config import ConfigError
 from webapp.db import get_engine, session_scope
 from webapp.erasure import retention
-from webapp.evidence import checkpoints, signing
+from webapp.evidence import checkpoints, signing, tree_heads
 from webapp.trail import audit, exports
 
 
@@ -215,11 +215,14 @@ def audit_verify() -> None:
     with app.app_context(), session_scope(write=False) as session:
         result = audit.verify(session)
         signed = checkpoints.verify_checkpoints(session)
+        heads = tree_heads.verify_heads(session)
     if not result.ok:
         click.echo(f"FAILED at seq {result.first_bad_seq}: {result.problem}", err=True)
     for problem in signed.problems:
         click.echo(f"FAILED checkpoint: {problem}", err=True)
-    if not (result.ok and signed.ok):
+    for problem in heads.problems:
+        click.echo(f"FAILED tree head: {problem}", err=True)
+    if not (result.ok and signed.ok and heads.ok):
         sys.exit(1)
     click.echo(f"ok: {result.entries} entries, head {result.head}")
     if signed.checkpoints:
@@ -229,6 +232,10 @@ def audit_verify() -> None:
         )
     else:
         click.echo("no signed checkpoint yet (`desk audit checkpoint` signs one)")
+    if heads.heads:
+        click.echo(
+            f"ok: {heads.heads} signed tree head(s) verify and the entries still give each root"
+        )
 
 
 @audit_group.command("checkpoint")

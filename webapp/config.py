@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet
 
@@ -45,6 +46,20 @@ def _chunk_size(env: dict) -> int:
     if size > 10_000:
         raise ConfigError("DESK_CHUNK_SIZE must be at most 10000 (Heap's limit per request).")
     return size
+
+
+def _tsa_url(env: dict) -> str | None:
+    # An RFC 3161 time-stamping authority for signed tree heads; unset: no timestamps.
+    raw = env.get("DESK_TSA_URL", "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise ConfigError(
+            f"DESK_TSA_URL must be an http:// or https:// URL of a time-stamping authority, "
+            f"not {raw!r}."
+        )
+    return raw
 
 
 def _bool(env: dict, name: str, default: bool) -> bool:
@@ -231,6 +246,8 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
         "DESK_LEASE_SECONDS": _int(env, "DESK_LEASE_SECONDS", 60, minimum=5),
         "DESK_CHECKPOINT_EVERY_SECONDS": _int(env, "DESK_CHECKPOINT_EVERY_SECONDS", 86400, 60),
         "DESK_EVIDENCE_TICK_SECONDS": _int(env, "DESK_EVIDENCE_TICK_SECONDS", 3600, minimum=10),
+        "DESK_STH_EVERY_SECONDS": _int(env, "DESK_STH_EVERY_SECONDS", 60, minimum=1),
+        "DESK_TSA_URL": _tsa_url(env),
         "DESK_2FA_REQUIRED_ROLES": two_factor_roles,
         "DESK_SESSION_IDLE_MINUTES": _int(env, "DESK_SESSION_IDLE_MINUTES", 30, minimum=1),
         "DESK_SESSION_MAX_HOURS": _int(env, "DESK_SESSION_MAX_HOURS", 12, minimum=1),

@@ -508,6 +508,40 @@ class RecoveryCode(SQLModel, table=True):
 # --- evidence -----------------------------------------------------------------------------
 
 
+class AuditTreeNode(SQLModel, table=True):
+    """One stored hash of the audit trail's Merkle tree (RFC 9162 §2.1): a perfect subtree.
+
+    Node (level, idx) covers leaves [idx·2^level, (idx+1)·2^level); leaf i is entry seq i+1.
+    Written in the same transaction as the entries, so every root and proof comes from
+    O(log n) rows (webapp/trail/tree.py), never from a scan of the trail.
+    """
+
+    __tablename__ = "audit_tree_nodes"
+
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(sa_column=sa.Column(sa.BigInteger(), primary_key=True, autoincrement=False))
+    hash: bytes = Field(sa_column=sa.Column(sa.LargeBinary(32), nullable=False))
+
+
+class AuditTreeHead(SQLModel, table=True):
+    """A signed tree head (STH): the desk's Ed25519 signature over the tree's size and root.
+
+    Kept in a table of its own, not as an audit entry: an entry would grow the log it signs
+    (PITFALLS.md #19). Shapes as in DESIGN.md, "Transparency log".
+    """
+
+    __tablename__ = "audit_tree_heads"
+
+    id: int | None = Field(default=None, primary_key=True)
+    tree_size: int = Field(sa_column=sa.Column(sa.BigInteger(), nullable=False, unique=True))
+    root_hash: str = Field(max_length=64)  # lower-case hex
+    # The exact ISO 8601 text that was signed, like AuditEntry.at.
+    timestamp: str = Field(max_length=32)
+    key_id: str = Field(max_length=64)  # hex SHA-256 of the raw public key
+    signature: str = Field(max_length=128)  # base64 of the 64-byte Ed25519 signature
+    tsa_token: str | None = Field(default=None, sa_column=sa.Column(sa.Text(), nullable=True))
+
+
 class AuditCheckpoint(SQLModel, table=True):
     """A signed statement that the audit chain had head `hash` at `seq` (Ed25519)."""
 

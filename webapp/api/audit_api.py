@@ -1,4 +1,4 @@
-"""The audit trail over the API: list, verify, export."""
+"""The audit trail over the API: list, verify, export, and its transparency log (heads, proofs)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from webapp.api.common import whole_number
 from webapp.api.openapi import op, query
 from webapp.db import get_session, session_scope
 from webapp.errors import api_error
-from webapp.evidence import checkpoints
+from webapp.evidence import checkpoints, tree_heads
 from webapp.models import AuditEntry, Role
-from webapp.trail import audit, exports
+from webapp.trail import audit, exports, tree
 
 MAX_LIMIT = 1000
+# Entry numbers are bigints in the tree; far more than any desk will write.
+MAX_TREE_SIZE = 2**53
 
 
 def _filters() -> dict:
@@ -65,15 +67,80 @@ def audit_verify():
     with session_scope(write=False) as session:
         result = audit.verify(session)
         signed = checkpoints.verify_checkpoints(session)
+        heads = tree_heads.verify_heads(session)
     body = result.as_dict()
-    body["ok"] = result.ok and signed.ok
+    body["ok"] = result.ok and signed.ok and heads.ok
     body["checkpoints"] = {
         "count": signed.checkpoints,
         "key_id": signed.trusted_key_id,
         "ok": signed.ok,
         "problems": signed.problems,
     }
+    body["tree_heads"] = {
+        "count": heads.heads,
+        "key_id": heads.trusted_key_id,
+        "ok": heads.ok,
+        "problems": heads.problems,
+    }
     return jsonify(body)
+
+
+@api.get("/audit/sth")
+@role_required(Role.AUDITOR)
+def audit_sth():
+    """The latest signed tree head, or the one issued at `size`."""
+    try:
+        size = whole_number("size", None, minimum=1, maximum=MAX_TREE_SIZE)
+    except ValueError as error:
+        return api_error(400, f"Bad query: {error}")
+    session = get_session()
+    if size is None:
+        head = tree_heads.latest(session)
+        if head is None:
+            return api_error(
+                404, "No tree head has been signed yet: the trail is empty.", "not_found"
+            )
+    else:
+        head = tree_heads.at_size(session, size)
+        if head is None:
+            return api_error(404, f"No tree head was signed at size {size}.", "not_found")
+    return jsonify(tree_heads.sth_dict(head))
+
+
+@api.get("/audit/inclusion")
+@role_required(Role.AUDITOR)
+def audit_inclusion():
+    """The proof that entry `seq` is in the tree of `size` entries (RFC 9162 PATH)."""
+    try:
+        seq = whole_number("seq", None, minimum=1, maximum=MAX_TREE_SIZE)
+        size = whole_number("size", None, minimum=1, maximum=MAX_TREE_SIZE)
+        if seq is None or size is None:
+            raise ValueError("'seq' and 'size' are both needed.")
+    except ValueError as error:
+        return api_error(400, f"Bad query: {error}")
+    try:
+        return jsonify(tree.inclusion(get_session(), seq, size))
+    except tree.ProofError as error:
+        return api_error(404, str(error), "not_found")
+
+
+@api.get("/audit/consistency")
+@role_required(Role.AUDITOR)
+def audit_consistency():
+    """The proof that the tree of `first` entries is a prefix of the tree of `second`."""
+    try:
+        first = whole_number("first", None, minimum=1, maximum=MAX_TREE_SIZE)
+        second = whole_number("second", None, minimum=1, maximum=MAX_TREE_SIZE)
+        if first is None or second is None:
+            raise ValueError("'first' and 'second' are both needed.")
+        if first > second:
+            raise ValueError("'first' must not be larger than 'second'.")
+    except ValueError as error:
+        return api_error(400, f"Bad query: {error}")
+    try:
+        return jsonify(tree.consistency(get_session(), first, second))
+    except tree.ProofError as error:
+        return api_error(404, str(error), "not_found")
 
 
 @api.get("/audit/export.jsonl")
@@ -125,6 +192,38 @@ PATHS = {
         )
     },
     "/audit/verify": {"get": op("Recompute the hash chain", "auditor")},
+    "/audit/sth": {
+        "get": op(
+            "The latest signed tree head (or the one at `size`)",
+            "auditor",
+            params=[query("size", "The tree size of an earlier head", {"type": "integer"})],
+        )
+    },
+    "/audit/inclusion": {
+        "get": op(
+            "Inclusion proof of one entry in a tree of a given size",
+            "auditor",
+            params=[
+                query("seq", "The entry's seq", {"type": "integer"}, required=True),
+                query(
+                    "size",
+                    "The tree size (that of a signed head)",
+                    {"type": "integer"},
+                    required=True,
+                ),
+            ],
+        )
+    },
+    "/audit/consistency": {
+        "get": op(
+            "Consistency proof between two tree sizes",
+            "auditor",
+            params=[
+                query("first", "The earlier tree size", {"type": "integer"}, required=True),
+                query("second", "The later tree size", {"type": "integer"}, required=True),
+            ],
+        )
+    },
     "/audit/export.jsonl": {"get": op("The trail as JSON Lines", "auditor", params=FILTER_PARAMS)},
     "/audit/export.csv": {"get": op("The trail as CSV", "auditor", params=FILTER_PARAMS)},
 }

@@ -13,7 +13,7 @@ from flask import Flask
 
 from webapp.erasure import polling, retention, submission
 from webapp.erasure.settings import setting
-from webapp.evidence import checkpoints
+from webapp.evidence import checkpoints, tree_heads
 from webapp.jobs import alerts
 
 
@@ -48,6 +48,12 @@ JOBS: tuple[Job, ...] = (
     ),
     # A signed checkpoint once an unsigned audit entry is a day old.
     Job("audit_checkpoint", run=checkpoints.scheduled_checkpoint, seconds=_evidence_tick_seconds),
+    # A signed tree head whenever the trail grew, at most DESK_STH_EVERY_SECONDS apart.
+    Job(
+        "tree_head",
+        run=tree_heads.scheduled_tree_head,
+        seconds=lambda app: int(app.config.get("DESK_STH_EVERY_SECONDS", 60)),
+    ),
     # Keeps the lease renewed (a third of its lifetime) and the last tick fresh for /health.
     Job("heartbeat", run=heartbeat, seconds=lambda app: _lease_seconds(app) // 3),
     # Raw identifiers purged once retention allows.

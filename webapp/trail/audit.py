@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 
 from webapp.db import WRITE_OPTION
 from webapp.models import AuditEntry
+from webapp.trail import tree
 
 GENESIS_HASH = "0" * 64
 # Key of the transaction-scoped advisory lock that serialises appends on PostgreSQL.
@@ -24,6 +25,8 @@ ROW_FIELDS = ENTRY_FIELDS + ("hash",)
 SYSTEM_ACTOR = "system"
 # session.info key of the entry this session's transaction appended last (see _last_link).
 _LAST_APPENDED = "desk_audit_last_appended"
+# session.info key of the Merkle tree's right edge as this transaction left it (see _frontier).
+_FRONTIER = "desk_audit_tree_frontier"
 
 
 class AuditError(RuntimeError):
@@ -118,8 +121,22 @@ def record(
     # Not flushed here: the appends of one transaction go to the database together at its
     # next flush or commit (one multi-row INSERT), which is what makes bulk appends fast.
     session.add(row)
+    # The Merkle tree grows in the same transaction: a committed entry always has its leaf.
+    tree.grow(session, _frontier(session, last_seq), last_seq, entry["hash"])
     session.info[_LAST_APPENDED] = (session.get_transaction(), row)
     return row
+
+
+def _frontier(session: Session, size: int) -> dict:
+    """The tree nodes this transaction knows on the right edge of a tree of `size` leaves."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_FRONTIER)
+    if cached is not None and cached[0] is transaction and cached[1] == size:
+        frontier = cached[2]
+    else:
+        frontier = {}
+    session.info[_FRONTIER] = (transaction, size + 1, frontier)
+    return frontier
 
 
 def _last_link(session: Session) -> tuple[int, str]:
@@ -334,6 +351,13 @@ SQLITE_TRIGGERS = [
        BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: UPDATE refused'); END""",
     """CREATE TRIGGER IF NOT EXISTS audit_entries_no_delete BEFORE DELETE ON audit_entries
        BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: DELETE refused'); END""",
+    # REPLACE / INSERT OR REPLACE delete the conflicting row without firing the DELETE trigger
+    # unless recursive_triggers is on (PITFALLS.md #16): an entry must be the next seq, so no
+    # insert can land on (or below) an existing one, nor leave a gap.
+    """CREATE TRIGGER IF NOT EXISTS audit_entries_next_seq_only BEFORE INSERT ON audit_entries
+       WHEN NEW.seq <> (SELECT coalesce(max(seq), 0) FROM audit_entries) + 1
+       BEGIN SELECT RAISE(ABORT, 'audit_entries is append-only: only the next seq may be added');
+       END""",
 ]
 
 POSTGRES_TRIGGERS = [
@@ -348,7 +372,68 @@ POSTGRES_TRIGGERS = [
     "DROP TRIGGER IF EXISTS audit_entries_no_truncate ON audit_entries",
     """CREATE TRIGGER audit_entries_no_truncate BEFORE TRUNCATE ON audit_entries
        FOR EACH STATEMENT EXECUTE FUNCTION audit_entries_refuse()""",
+    # Upserts (ON CONFLICT DO UPDATE / DO NOTHING) and inserts at a used or later seq: an
+    # entry must be the next seq. Appends are serialised (AUDIT_LOCK_KEY), so max is stable.
+    """CREATE OR REPLACE FUNCTION audit_entries_next_seq_only() RETURNS trigger AS $$
+       BEGIN
+         IF NEW.seq <> (SELECT coalesce(max(seq), 0) FROM audit_entries) + 1 THEN
+           RAISE EXCEPTION 'audit_entries is append-only: only the next seq may be added';
+         END IF;
+         RETURN NEW;
+       END;
+       $$ LANGUAGE plpgsql""",
+    "DROP TRIGGER IF EXISTS audit_entries_next_seq_only ON audit_entries",
+    """CREATE TRIGGER audit_entries_next_seq_only BEFORE INSERT ON audit_entries
+       FOR EACH ROW EXECUTE FUNCTION audit_entries_next_seq_only()""",
 ]
+
+# The Merkle tree's nodes and the signed tree heads are append-only too.
+TREE_TABLES = ("audit_tree_nodes", "audit_tree_heads")
+
+
+def _sqlite_append_only(table: str) -> list[str]:
+    return [
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_no_update BEFORE UPDATE ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} is append-only: UPDATE refused'); END""",
+        f"""CREATE TRIGGER IF NOT EXISTS {table}_no_delete BEFORE DELETE ON {table}
+            BEGIN SELECT RAISE(ABORT, '{table} is append-only: DELETE refused'); END""",
+    ]
+
+
+def _postgres_append_only(table: str) -> list[str]:
+    return [
+        """CREATE OR REPLACE FUNCTION desk_append_only_refuse() RETURNS trigger AS $$
+           BEGIN RAISE EXCEPTION '%% is append-only: %% refused', TG_TABLE_NAME, TG_OP; END;
+           $$ LANGUAGE plpgsql""",
+        f"DROP TRIGGER IF EXISTS {table}_no_change ON {table}",
+        f"""CREATE TRIGGER {table}_no_change BEFORE UPDATE OR DELETE ON {table}
+            FOR EACH ROW EXECUTE FUNCTION desk_append_only_refuse()""",
+        f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}",
+        f"""CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
+            FOR EACH STATEMENT EXECUTE FUNCTION desk_append_only_refuse()""",
+    ]
+
+
+def create_tree_triggers(connection) -> None:
+    """Make the tree's nodes and heads append-only (the transparency-log migration)."""
+    for table in TREE_TABLES:
+        if connection.dialect.name == "sqlite":
+            statements = _sqlite_append_only(table)
+        else:
+            statements = _postgres_append_only(table)
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+
+def drop_tree_triggers(connection) -> None:
+    """Remove the tree tables' triggers (downgrade, and tests that play a DBA)."""
+    for table in TREE_TABLES:
+        if connection.dialect.name == "sqlite":
+            for name in (f"{table}_no_update", f"{table}_no_delete"):
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
+        else:
+            for name in (f"{table}_no_change", f"{table}_no_truncate"):
+                connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON {table}")
 
 
 def create_triggers(connection) -> None:
@@ -361,12 +446,21 @@ def create_triggers(connection) -> None:
 def drop_triggers(connection) -> None:
     """Remove the append-only triggers (downgrade only)."""
     if connection.dialect.name == "sqlite":
-        for name in ("audit_entries_no_update", "audit_entries_no_delete"):
+        for name in (
+            "audit_entries_no_update",
+            "audit_entries_no_delete",
+            "audit_entries_next_seq_only",
+        ):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
     else:
-        for name in ("audit_entries_no_change", "audit_entries_no_truncate"):
+        for name in (
+            "audit_entries_no_change",
+            "audit_entries_no_truncate",
+            "audit_entries_next_seq_only",
+        ):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name} ON audit_entries")
         connection.exec_driver_sql("DROP FUNCTION IF EXISTS audit_entries_refuse()")
+        connection.exec_driver_sql("DROP FUNCTION IF EXISTS audit_entries_next_seq_only()")
 
 
 def trigger_names(connection) -> set[str]:

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from webapp.accounts.access import role_required
 from webapp.db import get_session, session_scope
-from webapp.evidence import checkpoints
+from webapp.evidence import checkpoints, tree_heads
 from webapp.forms import ActionForm, AuditFilterForm
 from webapp.models import AuditEntry, Role
 from webapp.trail import audit, exports
@@ -73,6 +73,7 @@ def verify():
     with session_scope(write=False) as session:
         result = audit.verify(session)
         signed = checkpoints.verify_checkpoints(session)
+        heads = tree_heads.verify_heads(session)
     current_app.logger.info("audit verification by user %s: ok=%s", current_user.id, result.ok)
     if result.ok:
         head = result.head[:16]
@@ -87,6 +88,13 @@ def verify():
         )
     for problem in signed.problems:
         flash(f"Signed checkpoint problem: {problem}", "error")
+    if heads.heads and heads.ok:
+        flash(
+            f"{heads.heads} signed tree head(s) verify: the entries still give every signed root.",
+            "success",
+        )
+    for problem in heads.problems:
+        flash(f"Signed tree head problem: {problem}", "error")
     return redirect(url_for("audit.index"))
 
 
