@@ -31,14 +31,25 @@ def size(session: Session) -> int:
 
 def fetch(session: Session, nodes: Iterable[merkle.Node]) -> dict[merkle.Node, bytes]:
     """The stored hashes of `nodes`, in as few queries as their number allows."""
-    wanted = sorted(set(nodes))
+    by_level: dict[int, list[int]] = {}
+    for level, idx in sorted(set(nodes)):
+        by_level.setdefault(level, []).append(idx)
+    # One `level = ? AND idx IN (…)` per level, OR-ed: both databases answer it from the
+    # primary key. (A row-value IN over (level, idx) scans the table on SQLite.)
+    wanted = [(level, idx) for level, idxs in by_level.items() for idx in idxs]
     found: dict[merkle.Node, bytes] = {}
     for start in range(0, len(wanted), _CHUNK):
-        part = wanted[start : start + _CHUNK]
-        rows = session.exec(
-            sa.select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(
-                sa.tuple_(AuditTreeNode.level, AuditTreeNode.idx).in_(part)
+        part: dict[int, list[int]] = {}
+        for level, idx in wanted[start : start + _CHUNK]:
+            part.setdefault(level, []).append(idx)
+        condition = sa.or_(
+            *(
+                sa.and_(AuditTreeNode.level == level, AuditTreeNode.idx.in_(idxs))
+                for level, idxs in part.items()
             )
+        )
+        rows = session.exec(
+            sa.select(AuditTreeNode.level, AuditTreeNode.idx, AuditTreeNode.hash).where(condition)
         ).all()
         found.update({(level, idx): bytes(value) for level, idx, value in rows})
     return found
