@@ -89,3 +89,29 @@ def test_workflow_settings_from_the_environment(tmp_path):
     assert settings["DESK_HEAP_TIMEOUT"] == (5.0, 12.0) and settings["DESK_LEASE_SECONDS"] == 30
     with pytest.raises(ConfigError, match="at most 10000"):
         load_settings(tmp_path, env={"DESK_CHUNK_SIZE": "10001"})
+
+
+def test_transparency_log_settings(tmp_path):
+    defaults = load_settings(tmp_path, env={})
+    assert defaults["DESK_STH_EVERY_SECONDS"] == 60
+    assert defaults["DESK_TSA_URL"] is None
+    chosen = load_settings(
+        tmp_path,
+        env={"DESK_STH_EVERY_SECONDS": "300", "DESK_TSA_URL": "https://tsa.example.org/tsr"},
+    )
+    assert chosen["DESK_STH_EVERY_SECONDS"] == 300
+    assert chosen["DESK_TSA_URL"] == "https://tsa.example.org/tsr"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DESK_TSA_URL": "ftp://tsa.example.org"}, "DESK_TSA_URL must be an http:// or https://"),
+        ({"DESK_TSA_URL": "tsa.example.org"}, "DESK_TSA_URL must be an http:// or https://"),
+        ({"DESK_STH_EVERY_SECONDS": "0"}, "DESK_STH_EVERY_SECONDS must be at least 1"),
+        ({"DESK_STH_EVERY_SECONDS": "soon"}, "DESK_STH_EVERY_SECONDS must be a whole number"),
+    ],
+)
+def test_bad_transparency_settings_are_refused(tmp_path, env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, env=env)
