@@ -17,7 +17,7 @@ from webapp.accounts import users as accounts
 from webapp.config import ConfigError
 from webapp.db import get_engine, session_scope
 from webapp.erasure import retention
-from webapp.evidence import checkpoints, signing, tree_heads
+from webapp.evidence import checkpoints, signing, tree_heads, witness_script
 from webapp.trail import audit, exports
 
 
@@ -248,6 +248,40 @@ def audit_checkpoint() -> None:
         except (signing.SigningKeyError, checkpoints.CheckpointError) as error:
             raise click.ClickException(str(error)) from None
     click.echo(f"checkpoint signed: seq {row.seq}, hash {row.hash}, key {row.key_id}")
+
+
+@audit_group.command("witness")
+@click.option("--url", required=True, help="The desk's address, e.g. https://desk.example.org.")
+@click.option(
+    "--state",
+    "state_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The file that keeps the last head and the pinned key (written atomically, mode 0600).",
+)
+@click.option(
+    "--token", envvar="DESK_WITNESS_TOKEN", help="An API token of any role (or DESK_WITNESS_TOKEN)."
+)
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(dir_okay=False),
+    help="The desk's public key (PEM) to pin, instead of fetching it on the first run.",
+)
+@click.option("--quiet", is_flag=True, help="Print nothing when all is well (for cron).")
+def audit_witness(
+    url: str, state_path: str, token: str | None, key_path: str | None, quiet: bool
+) -> None:
+    """Check the desk's latest signed tree head against the one kept in the state file.
+
+    Exit 0: consistent, kept. Exit 1: a fork, rollback, rewrite or forged head (named).
+    Exit 2: nothing could be checked (network, token, server). Needs no desk configuration:
+    it runs on another host, like the downloadable witness.py, whose code it is.
+    """
+    code, line = witness_script.witness(url, state_path, token=token, key_path=key_path)
+    if code != witness_script.OK or not quiet:
+        click.echo(line, err=code != witness_script.OK)
+    sys.exit(code)
 
 
 @audit_group.command("export")

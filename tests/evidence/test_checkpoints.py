@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import re
+import socket
 import stat
 from datetime import timedelta
 
@@ -13,12 +15,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from evidence_fixtures import *  # noqa: F401,F403
 from evidence_fixtures import head_of, seed
+from tsa_fixtures import OPENSSL, tsa  # noqa: F401  (the fixture, not the module's skip mark)
 
 from webapp import create_app
 from webapp.cli import audit_checkpoint, audit_verify
 from webapp.db import get_engine, session_scope
-from webapp.evidence import checkpoints, signing
-from webapp.evidence.verifier_script import checkpoint_message, ed25519_verify
+from webapp.evidence import checkpoints, signing, tree_heads
+from webapp.evidence.checkpoint_rules import checkpoint_message
+from webapp.evidence.verifier_script import ed25519_verify
 from webapp.jobs.scheduler import tick_once
 from webapp.models import AuditCheckpoint, utcnow
 from webapp.trail import audit
@@ -302,3 +306,98 @@ def test_checkpoint_page_in_a_browser(chain, live_server, browser_page, make_use
     page.wait_for_selector("[data-testid=checkpoints-ok]")
     assert page.locator("[data-testid=checkpoints] tbody tr").count() == 1
     page.screenshot(path=str(artifacts_dir / "checkpoints.png"), full_page=True)
+
+
+# --- signed tree heads on the page ----------------------------------------------------------
+
+
+def _head_sizes(page: str) -> list[int]:
+    """The sizes in the tree heads table, top to bottom."""
+    table = page.split('data-testid="tree-heads"', 1)[1].split("</table>", 1)[0]
+    return [
+        int(size.replace(",", "")) for size in re.findall(r'<td class="num">([\d,]+)</td>', table)
+    ]
+
+
+def test_an_officer_signs_tree_heads_and_sees_them_newest_first(chain, client, auth, login_as):
+    app = chain
+    login_as("officer")
+    empty = client.get("/audit/checkpoints").get_data(as_text=True)
+    assert "No tree head has been signed yet" in empty and "Sign a tree head now" in empty
+    assert 'href="/audit/witness.py"' in empty and "--state /var/lib/desk-witness/" in empty
+
+    def sign_head() -> str:
+        done = auth.post("/audit/tree-heads", form_page="/audit/checkpoints", follow_redirects=True)
+        return done.get_data(as_text=True)
+
+    page = sign_head()
+    with app.app_context(), session_scope(write=False) as session:
+        first = tree_heads.latest(session)
+    assert f"Tree head signed: {first.tree_size:,} entries, root {first.root_hash[:16]}" in page
+    assert "already covers all" in sign_head()  # nothing grew: nothing new is signed
+    seed(app, 3)
+    page = sign_head()
+    with app.app_context(), session_scope(write=False) as session:
+        second = tree_heads.latest(session)
+    assert second.tree_size == first.tree_size + 3
+    assert _head_sizes(page) == [second.tree_size, first.tree_size]
+    # The root is shortened in the table, the whole of it one click (or a hover) away.
+    assert f'title="{second.root_hash}">{second.root_hash[:16]}…</code>' in page
+    assert f'<code class="sha">{second.root_hash}</code>' in page
+    assert "Signed tree heads (2)" in page and "time-stamped" not in page.split("tree-heads")[-1]
+
+
+def test_an_auditor_sees_the_heads_but_cannot_sign_one(chain, client, auth, login_as):
+    tree_heads.issue(chain)
+    login_as("auditor")
+    page = client.get("/audit/checkpoints").get_data(as_text=True)
+    assert "Sign a tree head now" not in page and len(_head_sizes(page)) == 1
+    assert auth.post("/audit/tree-heads", form_page="/audit/checkpoints").status_code == 403
+
+
+def test_a_head_that_cannot_be_signed_is_explained(chain, client, auth, login_as):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    chain.config["DESK_TSA_URL"] = f"http://127.0.0.1:{closed}/tsa"
+    login_as("admin")
+    done = auth.post("/audit/tree-heads", form_page="/audit/checkpoints", follow_redirects=True)
+    page = done.get_data(as_text=True)
+    assert "The time-stamping authority did not answer" in page
+    assert "No tree head has been signed yet" in page
+
+
+@pytest.mark.skipif(OPENSSL is None, reason="openssl binary not available")
+def test_a_time_stamped_head_says_so(chain, client, login_as, tsa):  # noqa: F811
+    chain.config["DESK_TSA_URL"] = tsa.url()
+    assert tree_heads.issue(chain).tsa_token
+    login_as("auditor")
+    page = client.get("/audit/checkpoints").get_data(as_text=True)
+    assert '<span class="badge badge-ok">time-stamped</span>' in page
+
+
+@pytest.mark.browser
+def test_tree_heads_on_a_phone(chain, live_server, browser_page, make_user, artifacts_dir):
+    email = make_user("officer")
+    page = browser_page
+    page.goto(f"{live_server}/login")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill("correct horse battery staple")
+    page.get_by_role("button", name="Sign in").click()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{live_server}/audit/checkpoints")
+    page.get_by_role("button", name="Sign a tree head now").click()
+    page.wait_for_selector("[data-testid=tree-heads]")
+    assert page.get_by_text("Tree head signed:").is_visible()
+    seed(chain, 5)
+    page.get_by_role("button", name="Sign a tree head now").click()
+    page.wait_for_selector("[data-testid=tree-heads] tbody tr:nth-child(2)")
+    page.locator("[data-testid=tree-heads] summary").first.click()  # the whole root, copyable
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(artifacts_dir / "checkpoints-tree-heads-phone.png"), full_page=True)
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download witness.py").click()
+    assert download.value.suggested_filename == "witness.py"
+    page.set_viewport_size({"width": 1280, "height": 860})
+    page.reload()
+    page.screenshot(path=str(artifacts_dir / "checkpoints-tree-heads.png"), full_page=True)

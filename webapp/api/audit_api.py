@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import current_app, jsonify, request
+from flask import Response, current_app, jsonify, request
 from sqlmodel import select
 
 from webapp.accounts.access import role_required
@@ -13,7 +13,7 @@ from webapp.api.common import whole_number
 from webapp.api.openapi import op, query
 from webapp.db import get_session, session_scope
 from webapp.errors import api_error
-from webapp.evidence import checkpoints, tree_heads
+from webapp.evidence import checkpoints, signing, tree_heads, witness
 from webapp.models import AuditEntry, Role
 from webapp.trail import audit, exports, tree
 
@@ -143,6 +143,19 @@ def audit_consistency():
         return api_error(404, str(error), "not_found")
 
 
+@api.get("/audit/witness.py")
+@role_required(Role.AUDITOR)
+def audit_witness_script():
+    """The standalone witness (Python standard library only), with the desk's key pinned in it."""
+    try:
+        text = witness.script_text()
+    except signing.SigningKeyError as error:
+        return api_error(503, str(error), "no_signing_key")
+    response = Response(text, mimetype="text/x-python")
+    response.headers["Content-Disposition"] = 'attachment; filename="witness.py"'
+    return response
+
+
 @api.get("/audit/export.jsonl")
 @role_required(Role.AUDITOR)
 def audit_export_jsonl():
@@ -222,6 +235,14 @@ PATHS = {
                 query("first", "The earlier tree size", {"type": "integer"}, required=True),
                 query("second", "The later tree size", {"type": "integer"}, required=True),
             ],
+        )
+    },
+    "/audit/witness.py": {
+        "get": op(
+            "The standalone witness script (Python standard library only) with the desk's "
+            "public key pinned in it; 503 when no signing key is configured",
+            "auditor",
+            responses={"200": {"description": "witness.py", "content": {"text/x-python": {}}}},
         )
     },
     "/audit/export.jsonl": {"get": op("The trail as JSON Lines", "auditor", params=FILTER_PARAMS)},

@@ -16,10 +16,10 @@ from flask import (
 from flask_login import current_user
 
 from webapp.accounts.access import role_required
-from webapp.db import get_session
+from webapp.db import close_session, get_session
 from webapp.erasure.batches import BatchNotFound
 from webapp.erasure.deadlines import SubjectNotFound
-from webapp.evidence import certificates, checkpoints, signing
+from webapp.evidence import certificates, checkpoints, signing, tree_heads, witness
 from webapp.evidence import reports as evidence_reports
 from webapp.evidence.downloads import audited_download
 from webapp.evidence.pack import evidence_pack
@@ -99,9 +99,15 @@ def batch_pack(batch_id: int):
 @bp.get("/audit/checkpoints")
 @role_required(Role.AUDITOR)
 def checkpoint_list():
-    """Signed checkpoints, whether they still hold, and the public key."""
-    view = checkpoints.overview(get_session())
-    return render_template("evidence/checkpoints.html", view=view, action=ActionForm())
+    """Signed checkpoints and tree heads, whether they still hold, the key, how to witness."""
+    page = witness.checkpoints_page(get_session())
+    return render_template(
+        "evidence/checkpoints.html",
+        view=page.checkpoints,
+        heads=page.heads,
+        heads_total=page.heads_total,
+        action=ActionForm(),
+    )
 
 
 @bp.post("/audit/checkpoints")
@@ -116,6 +122,49 @@ def checkpoint_sign():
         else:
             flash(f"Checkpoint signed: the chain's head at seq {row.seq}.", "success")
     return redirect(url_for("evidence.checkpoint_list"))
+
+
+@bp.post("/audit/tree-heads")
+@role_required(Role.OFFICER)
+def tree_head_sign():
+    """Sign a tree head now, if the trail grew since the last one."""
+    if ActionForm().validate_on_submit():
+        # Signing works in short transactions of its own, none held across the time-stamping
+        # authority's answer; the request's write session would hold SQLite's lock meanwhile.
+        close_session()
+        try:
+            signed = witness.sign_tree_head(current_app._get_current_object())
+        except tree_heads.TreeHeadError as error:
+            flash(str(error), "error")
+        else:
+            flash(*_signed_head_message(signed))
+    return redirect(url_for("evidence.checkpoint_list"))
+
+
+def _signed_head_message(signed: witness.SignedHead) -> tuple[str, str]:
+    head = signed.head
+    if head is None:
+        return "The audit trail is empty: there is no tree to sign yet.", "info"
+    if not signed.new:
+        return (
+            f"The newest tree head already covers all {head.tree_size:,} entries: "
+            "nothing new to sign.",
+            "info",
+        )
+    return f"Tree head signed: {head.tree_size:,} entries, root {head.root_hash[:16]}…", "success"
+
+
+@bp.get("/audit/witness.py")
+@role_required(Role.AUDITOR)
+def witness_script():
+    """The standalone witness script, with this desk's public key pinned in it."""
+    try:
+        text = witness.script_text()
+    except signing.SigningKeyError as error:
+        abort(503, str(error))
+    response = Response(text, mimetype="text/x-python")
+    response.headers["Content-Disposition"] = 'attachment; filename="witness.py"'
+    return response
 
 
 @bp.get("/audit/public-key.pem")
