@@ -57,7 +57,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     errors.init_app(app)
     navigation.init_app(app)
     register_blueprints(app)
+    register_domain_errors(app)
     return app
+
+
+def register_domain_errors(app: Flask) -> None:
+    """Domain errors any page or endpoint may meet, answered the same way everywhere."""
+    from webapp.evidence.tree_heads import TreeHeadError
+
+    # Evidence that needs a signed tree head when none can be signed (the time-stamping
+    # authority is down): a 503 naming the cause.
+    errors.unavailable_on(app, TreeHeadError)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -76,6 +76,19 @@ def handle_unexpected(error: Exception):
     return _render(500, InternalServerError.description)
 
 
+def unavailable_on(app: Flask, *exceptions: type[Exception]) -> None:
+    """Answer these errors with a 503 that says why (a service the desk needs is missing),
+    wherever they are raised: never a 500, never half a download."""
+
+    def handle_unavailable(error: Exception):
+        close_session()
+        log.warning("answered 503 on %s %s: %s", request.method, request.path, error)
+        return _render(503, str(error))
+
+    for exception in exceptions:
+        app.register_error_handler(exception, handle_unavailable)
+
+
 def init_app(app: Flask) -> None:
     """Register the handlers."""
     app.register_error_handler(CSRFError, handle_csrf_error)

@@ -57,7 +57,8 @@ def chained_rows(count: int, start_seq: int = 1, prev: str = audit.GENESIS_HASH)
             "at": at,
             "actor": "bench@example.org",
             "action": "bench.appended",
-            "target_type": "batch",
+            # Not about any batch: a pack carries only its own batch's entries.
+            "target_type": "bench",
             "target_id": str(seq % 997),
             "details": {"n": seq, "fingerprint": "ab" * 32},
             "prev_hash": prev,

@@ -7,20 +7,14 @@ import subprocess
 
 import pytest
 from evidence_fixtures import *  # noqa: F401,F403
-from evidence_fixtures import head_of, subjects_of
+from evidence_fixtures import pdf_text, subjects_of
 from workflow_factories import identifiers, make_batch, make_environment
 
 from webapp.db import session_scope
-from webapp.evidence import certificates, checkpoints, signing
+from webapp.evidence import certificates, downloads, signing, tree_heads
 from webapp.models import Batch, BatchState
 
-
-def text_of(pdf: bytes) -> str:
-    """The PDF's text as pdftotext extracts it (layout kept: one fact per line)."""
-    assert pdf.startswith(b"%PDF-")
-    done = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.decode("utf-8")
+text_of = pdf_text
 
 
 def pages_of(pdf: bytes) -> int:
@@ -34,10 +28,8 @@ def batch_pdf(app, batch_id: int) -> bytes:
         return certificates.issue_batch_certificate(session, batch_id)
 
 
-def test_batch_certificate_states_the_facts_and_the_chain_head(app, finished_batch, artifacts_dir):
-    with app.app_context(), session_scope(write=True) as session:
-        checkpoint = checkpoints.sign_checkpoint(session, actor="test")
-    head_seq, head_hash = head_of(app)
+def test_batch_certificate_states_the_facts_and_the_tree_head(app, finished_batch, artifacts_dir):
+    head = tree_heads.issue(app)
     with app.app_context(), session_scope(write=False) as session:
         file_sha256 = session.get(Batch, finished_batch.id).file_sha256
     pdf = batch_pdf(app, finished_batch.id)
@@ -46,9 +38,9 @@ def test_batch_certificate_states_the_facts_and_the_chain_head(app, finished_bat
     assert f"Certificate of erasure — batch {finished_batch.id}" in text
     for deletion_request_id in finished_batch.deletion_request_ids:
         assert deletion_request_id in text
-    assert re.search(rf"Chain head seq\s+{head_seq}\n", text)
-    assert re.search(rf"Chain head hash\s+{head_hash}\n", text)
-    assert checkpoint.hash in text and signing.public_key(app).key_id in text
+    assert re.search(rf"Signed tree head\s+{head.tree_size} entries, signed", text)
+    assert re.search(rf"Tree root hash\s+{head.root_hash}\n", text)
+    assert signing.public_key(app).key_id in text and "newer than this tree head" not in text
     assert finished_batch.uploader in text and finished_batch.approver in text
     assert "erasure-requests.csv" in text and "DSR-2026-114" in text and file_sha256 in text
     assert "9 completed on or before their due date" in text
@@ -56,6 +48,24 @@ def test_batch_certificate_states_the_facts_and_the_chain_head(app, finished_bat
     assert "python3 verify.py" in text
     # No identifier is printed on a batch certificate: it outlives the retention period.
     assert "anna.schmidt@example.org" not in text
+
+
+def test_a_certificate_says_which_entries_no_tree_head_covers_yet(app, finished_batch):
+    assert "Signed tree head none signed yet" in " ".join(
+        text_of(batch_pdf(app, finished_batch.id)).split()
+    )
+    head = tree_heads.issue(app)
+    with app.app_context():
+        downloads.record_download(
+            actor="auditor@example.org",
+            kind="report.csv",
+            target_type="batch",
+            target_id=finished_batch.id,
+            masked=None,
+        )
+    text = " ".join(text_of(batch_pdf(app, finished_batch.id)).split())
+    assert f"Signed tree head {head.tree_size} entries" in text
+    assert f"Entries after seq {head.tree_size} are newer than this tree head" in text
 
 
 def test_subject_certificate_masks_a_non_latin_identifier(app, finished_batch):

@@ -17,6 +17,7 @@ from workflow_factories import identifiers, make_batch, make_environment
 from webapp.db import session_scope
 from webapp.erasure import batches
 from webapp.evidence import facts as evidence
+from webapp.evidence import tree_heads
 from webapp.evidence.reports import REPORT_COLUMNS
 from webapp.models import BatchState, Subject
 from webapp.trail import audit, exports
@@ -46,13 +47,33 @@ def test_batch_evidence_gathers_the_batch_its_requests_and_its_history(app, fini
         finished_batch.deletion_request_ids
     )
     assert ev.deadlines.met == 9 and ev.deadlines.missed == 0
-    assert ev.chain.head_seq == max(entries)
+    assert ev.chain.sth is None  # no tree head signed yet
     about = [entries[seq] for seq in ev.chain.seqs]
     assert all(
         e["target_type"] in ("batch", "heap_request") or e["details"].get("batch_id") for e in about
     )
     assert about[0]["action"] == "batch.uploaded" and about[-1]["action"] == "batch.completed"
     assert [e["seq"] for e in ev.history] == ev.chain.seqs
+    assert ev.chain.targets == {"batch": [str(finished_batch.id)], "heap_request": ["1"]}
+
+
+def test_evidence_under_a_tree_head_holds_only_what_it_covers(app, finished_batch):
+    head = tree_heads.sth_dict(tree_heads.issue(app))
+    with app.app_context(), session_scope(write=True) as session:
+        audit.record(
+            session,
+            actor="x@example.org",
+            action="batch.noted",
+            target_type="batch",
+            target_id=finished_batch.id,
+        )
+        session.commit()
+    with app.app_context(), session_scope(write=False) as session:
+        under = evidence.batch_evidence(session, finished_batch.id, sth=head)
+        now = evidence.batch_evidence(session, finished_batch.id)
+    assert under.chain.sth == head == now.chain.sth and under.chain.covered
+    assert under.chain.last_seq <= head["tree_size"] < now.chain.last_seq
+    assert now.history[-1]["action"] == "batch.noted" and not now.chain.covered
 
 
 @pytest.mark.parametrize(
@@ -112,6 +133,17 @@ def test_masked_report_hides_identifiers(app, client, login_as, finished_batch):
     cells = {r["identifier"] for r in rows}
     assert not cells & set(IDENTITIES + USER_IDS)
     assert {"a***@e***.org", "70***23", "Д***@п***.рф"} <= cells
+
+
+def test_masked_report_shortens_fingerprints_to_a_findable_prefix(
+    app, client, login_as, finished_batch
+):
+    login_as("auditor")
+    full = {r["row"]: r["fingerprint"] for r in report(client, finished_batch.id)}
+    masked = report(client, finished_batch.id, "?masked=1")
+    for row in masked:
+        assert len(row["fingerprint"]) == 16
+        assert full[row["row"]].startswith(row["fingerprint"])
 
 
 def test_report_errors(app, client, api_token, login_as, finished_batch):

@@ -12,7 +12,7 @@ from webapp.db import get_session
 from webapp.erasure.batches import BatchNotFound
 from webapp.erasure.deadlines import SubjectNotFound
 from webapp.errors import api_error
-from webapp.evidence import certificates, checkpoints, signing
+from webapp.evidence import certificates, checkpoints, signing, tree_heads
 from webapp.evidence import reports as evidence_reports
 from webapp.evidence.downloads import audited_download
 from webapp.evidence.pack import evidence_pack
@@ -40,8 +40,11 @@ def pdf_response(data: bytes, filename: str) -> Response:
     return response
 
 
-def no_key(error: signing.SigningKeyError):
-    return api_error(503, str(error), "no_signing_key")
+def unavailable(error: signing.SigningKeyError | tree_heads.TreeHeadError):
+    """503: evidence needs a signing key and a signed tree head, and one could not be had."""
+    if isinstance(error, signing.SigningKeyError):
+        return api_error(503, str(error), "no_signing_key")
+    return api_error(503, str(error), "no_tree_head")
 
 
 @api.get("/batches/<int:batch_id>/report.csv")
@@ -90,8 +93,8 @@ def batch_evidence_zip(batch_id: int):
     try:
         masked = flag("masked", True)
         chunks = evidence_pack(current_app._get_current_object(), batch_id, masked=masked)
-    except signing.SigningKeyError as error:
-        return no_key(error)
+    except (signing.SigningKeyError, tree_heads.TreeHeadError) as error:
+        return unavailable(error)
     except ValueError as error:
         return api_error(404 if isinstance(error, BatchNotFound) else 400, str(error))
     return exports.download(
@@ -121,7 +124,7 @@ def checkpoints_create():
     try:
         row = checkpoints.sign_checkpoint(get_session(), actor=current_user.email)
     except signing.SigningKeyError as error:
-        return no_key(error)
+        return unavailable(error)
     except checkpoints.CheckpointError as error:
         return api_error(409, str(error))
     return jsonify({"id": row.id, "actor": row.actor, **checkpoints.checkpoint_dict(row)}), 201
@@ -134,7 +137,7 @@ def public_key():
     try:
         return jsonify(signing.public_key().as_dict())
     except signing.SigningKeyError as error:
-        return no_key(error)
+        return unavailable(error)
 
 
 @api.get("/deadlines/report.csv")
@@ -152,35 +155,39 @@ BATCH = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": 
 SUBJECT = {"name": "subject_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
-def _file(summary: str, mimetype: str, params: list) -> dict:
-    return op(
-        summary,
-        "auditor",
-        params=params,
-        responses={
-            "200": {"description": "The file", "content": {mimetype: {}}},
-            "404": {"description": "No such batch or subject"},
-        },
-    )
+def evidence_file(summary: str, mimetype: str, params: list, *, signed: bool = False) -> dict:
+    """The OpenAPI operation of an evidence download (`signed`: it needs a tree head)."""
+    responses = {
+        "200": {"description": "The file", "content": {mimetype: {}}},
+        "404": {"description": "No such batch or subject"},
+    }
+    if signed:
+        responses["503"] = {
+            "description": "No signing key configured (no_signing_key), or no tree head could "
+            "be signed, e.g. the time-stamping authority did not answer (no_tree_head)"
+        }
+    return op(summary, "auditor", params=params, responses=responses)
 
 
 PATHS = {
     "/batches/{batch_id}/report.csv": {
-        "get": _file("The batch report (one line per row)", "text/csv", [BATCH, MASKED])
+        "get": evidence_file("The batch report (one line per row)", "text/csv", [BATCH, MASKED])
     },
     "/batches/{batch_id}/certificate.pdf": {
-        "get": _file("The batch's deletion certificate", "application/pdf", [BATCH])
+        "get": evidence_file("The batch's deletion certificate", "application/pdf", [BATCH])
     },
     "/batches/{batch_id}/evidence.zip": {
-        "get": _file(
-            "The evidence pack (certificate, report, audit chain, checkpoints, verify.py); "
-            "503 when no signing key is configured",
+        "get": evidence_file(
+            "The evidence pack: certificate, masked report, the batch's audit entries with "
+            "their inclusion proofs, the signed tree head, the public key, a signed manifest "
+            "and verify.py",
             "application/zip",
             [BATCH, MASKED],
+            signed=True,
         )
     },
     "/subjects/{subject_id}/certificate.pdf": {
-        "get": _file("One subject's deletion certificate", "application/pdf", [SUBJECT])
+        "get": evidence_file("One subject's deletion certificate", "application/pdf", [SUBJECT])
     },
     "/audit/checkpoints": {
         "get": op(
@@ -203,6 +210,6 @@ PATHS = {
     },
     "/audit/public-key": {"get": op("The Ed25519 public key (id, hex, PEM)", "auditor")},
     "/deadlines/report.csv": {
-        "get": _file("Overdue and at-risk subjects (for the DPO)", "text/csv", [])
+        "get": evidence_file("Overdue and at-risk subjects (for the DPO)", "text/csv", [])
     },
 }

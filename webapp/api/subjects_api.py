@@ -1,20 +1,25 @@
-"""Subjects over the API: lookup by identifier, one subject, deadline extension."""
+"""Subjects over the API: lookup by identifier, one subject, its receipt, deadline extension."""
 
 from __future__ import annotations
 
 from datetime import date
 
-from flask import jsonify, request
+from flask import current_app, jsonify, request
 from flask_login import current_user
 
 from webapp.accounts.access import role_required
 from webapp.api.blueprint import api
 from webapp.api.common import BadInput, json_body, whole_number
+from webapp.api.evidence_api import evidence_file, unavailable
 from webapp.api.openapi import op, query
 from webapp.db import get_session
 from webapp.erasure import deadlines, lookup
 from webapp.errors import api_error
+from webapp.evidence import signing, tree_heads
+from webapp.evidence.downloads import audited_download
+from webapp.evidence.receipt import subject_receipt
 from webapp.models import Role
+from webapp.trail import exports
 
 
 def _iso(value) -> str | None:
@@ -91,6 +96,22 @@ def subjects_detail(subject_id: int):
     return jsonify(hit_json(hit))
 
 
+@api.get("/subjects/<int:subject_id>/receipt.zip")
+@role_required(Role.AUDITOR)
+@audited_download("receipt.zip", "subject")
+def subjects_receipt(subject_id: int):
+    """The subject's receipt: its entries with their proofs, the signed tree head, verify.py."""
+    try:
+        chunks = subject_receipt(current_app._get_current_object(), subject_id)
+    except deadlines.SubjectNotFound as error:
+        return api_error(404, str(error))
+    except (signing.SigningKeyError, tree_heads.TreeHeadError) as error:
+        return unavailable(error)
+    return exports.download(
+        chunks, filename=f"subject-{subject_id}-receipt.zip", mimetype="application/zip"
+    )
+
+
 def _extension(body: dict) -> dict:
     months = body.get("months")
     if isinstance(months, bool) or months not in (1, 2):
@@ -146,6 +167,16 @@ PATHS = {
             "auditor",
             params=SUBJECT_ID,
             responses={"200": {"description": "OK"}, "404": {"description": "No such subject"}},
+        )
+    },
+    "/subjects/{subject_id}/receipt.zip": {
+        "get": evidence_file(
+            "The subject's receipt: its fingerprint, the audit entries that show it sent to "
+            "Heap and completed with their inclusion proofs, the signed tree head, a one-page "
+            "PDF, the public key, a signed manifest and verify.py",
+            "application/zip",
+            SUBJECT_ID,
+            signed=True,
         )
     },
     "/subjects/{subject_id}/extend": {

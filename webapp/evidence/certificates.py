@@ -19,7 +19,7 @@ from webapp.evidence.facts import (
 )
 from webapp.evidence.signing import key_id_or_none
 
-HISTORY_ROWS = 40  # status-history lines printed; the pack's audit.jsonl has them all
+HISTORY_ROWS = 40  # status-history lines printed; the evidence zip's entries.jsonl has all
 
 
 def _request_rows(requests: list[RequestFact]) -> list[list[str]]:
@@ -41,7 +41,7 @@ def _request_rows(requests: list[RequestFact]) -> list[list[str]]:
     return rows
 
 
-def _history(pdf: CertificatePDF, entries: list[dict], total: int) -> None:
+def _history(pdf: CertificatePDF, entries: list[dict], total: int, zip_name: str) -> None:
     rows = [
         [
             str(e["seq"]),
@@ -58,43 +58,49 @@ def _history(pdf: CertificatePDF, entries: list[dict], total: int) -> None:
         pdf.paragraph("No audit entry concerns it yet.")
     if total > len(rows):
         pdf.paragraph(
-            f"{total - len(rows):,} further entries are listed in the evidence pack's "
-            "audit.jsonl (manifest.json names their seqs).",
+            f"{total - len(rows):,} further entries are in the entries.jsonl of its {zip_name} "
+            "(manifest.json names their seqs).",
             8.5,
         )
 
 
 def _chain(pdf: CertificatePDF, chain: ChainFacts, key_id: str | None) -> None:
     pdf.heading("Audit trail at issue")
-    cp = chain.checkpoint
+    sth = chain.sth
     pdf.facts(
         [
             (
                 "Entries about it",
-                f"{len(chain.seqs):,} (seq {chain.first_seq} to {chain.last_seq})"
-                if chain.seqs
+                f"{len(chain.entries):,} (seq {chain.first_seq} to {chain.last_seq})"
+                if chain.entries
                 else "none yet",
             ),
-            ("Chain head seq", str(chain.head_seq)),
-            ("Chain head hash", chain.head_hash),
             (
-                "Latest checkpoint",
-                f"seq {cp.seq}, signed {cp.at[:19].replace('T', ' ')} UTC" if cp else "none yet",
+                "Signed tree head",
+                f"{sth['tree_size']:,} entries, signed {at_text(sth['timestamp'])} UTC"
+                if sth
+                else "none signed yet",
             ),
-            ("Checkpoint hash", cp.hash if cp else "—"),
+            ("Tree root hash", sth["root_hash"] if sth else "—"),
             ("Signing key id", key_id or "no signing key configured"),
         ]
     )
+    if sth and not chain.covered:
+        pdf.paragraph(
+            f"Entries after seq {sth['tree_size']:,} are newer than this tree head; the next "
+            "one the desk signs covers them (its evidence zip signs one at once).",
+            8.5,
+        )
 
 
-def _how_to_verify(pdf: CertificatePDF, batch_id: int, chain: ChainFacts) -> None:
+def _how_to_verify(pdf: CertificatePDF, download: str) -> None:
     pdf.heading("How to verify this certificate")
     pdf.paragraph(
-        f"1. Download the evidence pack of batch {batch_id} (batch page, or GET "
-        f"/api/v1/batches/{batch_id}/evidence.zip), unzip it and run `python3 verify.py` in "
-        "the folder. It needs only Python: it recomputes the SHA-256 hash chain of audit.jsonl "
-        "from seq 1, checks every Ed25519-signed checkpoint and the pack's own signature, and "
-        "prints “ok” or names what was altered, removed or cut off.",
+        f"1. Download {download}, unzip it and run `python3 verify.py` in the folder. It "
+        "needs only Python: it recomputes the hash of every audit entry listed above, checks "
+        "each entry's inclusion proof against the signed tree head, checks the Ed25519 "
+        "signatures of the tree head and of the zip's manifest, and prints “ok” or names what "
+        "was altered or removed.",
         9,
     )
     pdf.paragraph(
@@ -103,9 +109,9 @@ def _how_to_verify(pdf: CertificatePDF, batch_id: int, chain: ChainFacts) -> Non
         9,
     )
     pdf.paragraph(
-        f"3. The chain head above must be the hash of entry {chain.head_seq} in the pack's "
-        "audit.jsonl and in any later export of the trail (`desk audit export`): the facts "
-        "of this certificate are anchored in the chain at that point.",
+        "3. The tree head names the desk's whole audit log at issue. Every later head the desk "
+        "signs must be consistent with it (GET /api/v1/audit/consistency, checked by any "
+        "witness that keeps the heads): a rewrite of any entry it covers cannot pass that.",
         9,
     )
 
@@ -208,11 +214,15 @@ def batch_certificate(ev: BatchEvidence, *, key_id: str | None) -> bytes:
         ]
     )
     pdf.heading("Status history")
-    _history(pdf, ev.history, ev.history_total)
+    _history(pdf, ev.history, ev.history_total, "evidence pack")
     for action, count in sorted(ev.subject_actions.items()):
         pdf.paragraph(f"Entries about single subjects: {count:,} × {action}.", 8.5)
     _chain(pdf, ev.chain, key_id)
-    _how_to_verify(pdf, b.id, ev.chain)
+    _how_to_verify(
+        pdf,
+        f"the evidence pack of batch {b.id} (batch page, or GET "
+        f"/api/v1/batches/{b.id}/evidence.zip)",
+    )
     return _finish(pdf, f"{title} — batch {b.id}")
 
 
@@ -266,14 +276,17 @@ def subject_certificate(ev: SubjectEvidence, *, key_id: str | None) -> bytes:
         ]
     )
     pdf.heading("Status history")
-    _history(pdf, ev.history, len(ev.history))
+    _history(pdf, ev.history, len(ev.history), "receipt")
     _chain(pdf, ev.chain, key_id)
-    _how_to_verify(pdf, b.id, ev.chain)
+    _how_to_verify(
+        pdf,
+        f"the receipt of this subject (subject page, or GET /api/v1/subjects/{s.id}/receipt.zip)",
+    )
     return _finish(pdf, f"{title} — subject {s.id}")
 
 
 def issue_batch_certificate(session: Session, batch_id: int) -> bytes:
-    """The PDF certificate of a batch at the chain's current head (BatchNotFound if none)."""
+    """The PDF certificate of a batch, naming the newest tree head (BatchNotFound if none)."""
     return batch_certificate(batch_evidence(session, batch_id), key_id=key_id_or_none())
 
 

@@ -1,101 +1,121 @@
-"""Where the audit chain stood for a piece of evidence: its head, and the entries about a batch.
+"""Which audit entries a piece of evidence is about, and the signed tree head that covers them.
 
 A batch's entries are its own, its Heap requests', its subjects' and the retention purges that
-name it; they are what a certificate's status history and an evidence pack's manifest list.
+name it; a subject's are its own, its Heap request's, its batch's upload and approval and the
+purges naming that batch. They are what a certificate's status history lists and what an
+evidence pack or a subject receipt carries, each with its inclusion proof.
+
+Every selection is one query per kind of target on an index — (target_type, target_id, seq)
+or (action, seq) — so its cost follows the entries found, never the length of the trail.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from webapp.models import AuditCheckpoint, AuditEntry, Subject
+from webapp.models import AuditEntry, Subject
 from webapp.trail import audit
 
 PURGE_ACTION = "retention.purged"
+# What a subject's receipt shows of its batch: who uploaded the list, who approved it.
+SUBMISSION_ACTIONS = ("batch.uploaded", "batch.approved")
+# Downloads of a subject's evidence are audited about the subject, but prove nothing of its
+# deletion: a receipt leaves them out (and with them the e-mails of whoever downloaded).
+DOWNLOAD_ACTION = "evidence.downloaded"
 
 
 @dataclass
 class ChainFacts:
-    """Where the audit trail stood when the evidence was issued."""
+    """The entries about the evidence (seq order) and the signed tree head it names."""
 
-    head_seq: int
-    head_hash: str
-    seqs: list[int]
-    checkpoint: AuditCheckpoint | None
-    # Heap requests and subjects with entries of their own: {"heap_request": ["3", …], …}.
+    entries: list[dict]
+    # DESIGN.md's STH shape; None before the desk signed its first head.
+    sth: dict | None
+    # The targets with entries of their own: {"batch": ["4"], "heap_request": ["3", …], …}.
     targets: dict[str, list[str]] = field(default_factory=dict)
 
     @property
+    def seqs(self) -> list[int]:
+        return [entry["seq"] for entry in self.entries]
+
+    @property
     def first_seq(self) -> int | None:
-        return self.seqs[0] if self.seqs else None
+        return self.entries[0]["seq"] if self.entries else None
 
     @property
     def last_seq(self) -> int | None:
-        return self.seqs[-1] if self.seqs else None
+        return self.entries[-1]["seq"] if self.entries else None
+
+    @property
+    def covered(self) -> bool:
+        """True when the tree head holds every entry listed (always so in a pack)."""
+        return self.sth is not None and (self.last_seq or 0) <= self.sth["tree_size"]
 
 
-def chain_head(session: Session) -> tuple[int, str]:
-    """(seq, hash) of the audit chain's head now."""
-    row = session.exec(
-        select(AuditEntry.seq, AuditEntry.hash).order_by(AuditEntry.seq.desc()).limit(1)
-    ).first()
-    return (row[0], row[1]) if row else (0, audit.GENESIS_HASH)
-
-
-def latest_checkpoint(session: Session, head_seq: int) -> AuditCheckpoint | None:
-    """The newest checkpoint recorded in the chain up to `head_seq`."""
-    query = select(AuditCheckpoint).where(AuditCheckpoint.seq < head_seq)
-    return session.exec(query.order_by(AuditCheckpoint.seq.desc()).limit(1)).first()
-
-
-def _targets(batch_id: int, request_ids: list[int], subject_ids=None):
-    subjects = subject_ids
-    if subjects is None:
-        subjects = select(sa.cast(Subject.id, sa.String)).where(Subject.batch_id == batch_id)
-    return sa.or_(
-        sa.and_(AuditEntry.target_type == "batch", AuditEntry.target_id == str(batch_id)),
-        sa.and_(
-            AuditEntry.target_type == "heap_request",
-            AuditEntry.target_id.in_([str(i) for i in request_ids]),
-        ),
-        sa.and_(AuditEntry.target_type == "subject", AuditEntry.target_id.in_(subjects)),
+def _about(session: Session, target_type: str, target_ids, max_seq: int) -> list[dict]:
+    """Entries about targets of one type (ids: a list or a subquery), on the target index."""
+    columns = [getattr(AuditEntry, name) for name in audit.ROW_FIELDS]
+    query = sa.select(*columns).where(
+        AuditEntry.target_type == target_type,
+        AuditEntry.target_id.in_(target_ids),
+        AuditEntry.seq <= max_seq,
     )
+    return [audit.row_dict(row) for row in session.connection().execute(query)]
+
+
+def _purges_naming(session: Session, batch_id: int, max_seq: int) -> list[dict]:
+    """Retention purges that name the batch (a purge entry lists the batches it emptied)."""
+    columns = [getattr(AuditEntry, name) for name in audit.ROW_FIELDS]
+    query = sa.select(*columns).where(AuditEntry.action == PURGE_ACTION, AuditEntry.seq <= max_seq)
+    entries = (audit.row_dict(row) for row in session.connection().execute(query))
+    return [e for e in entries if batch_id in e["details"].get("batch_ids", [])]
+
+
+def _in_order(*groups: list[dict]) -> list[dict]:
+    unique = {entry["seq"]: entry for group in groups for entry in group}
+    return [unique[seq] for seq in sorted(unique)]
 
 
 def batch_entries(
-    session: Session, batch_id: int, request_ids: list[int], max_seq: int, subject_ids=None
-) -> Iterator[dict]:
-    """The audit entries about a batch, its Heap requests, its subjects and their purge."""
-    columns = [getattr(AuditEntry, name) for name in audit.ROW_FIELDS]
-    about = _targets(batch_id, request_ids, subject_ids)
-    purges = AuditEntry.action == PURGE_ACTION
-    query = (
-        sa.select(*columns)
-        .where(AuditEntry.seq <= max_seq, sa.or_(about, purges))
-        .order_by(AuditEntry.seq)
+    session: Session, batch_id: int, request_ids: list[int], max_seq: int
+) -> list[dict]:
+    """The entries about a batch, its Heap requests, its subjects and their purge."""
+    subjects = select(sa.cast(Subject.id, sa.String)).where(Subject.batch_id == batch_id)
+    return _in_order(
+        _about(session, "batch", [str(batch_id)], max_seq),
+        _about(session, "heap_request", [str(i) for i in request_ids], max_seq),
+        _about(session, "subject", subjects, max_seq),
+        _purges_naming(session, batch_id, max_seq),
     )
-    for row in session.connection().execute(query):
-        entry = audit.row_dict(row)
-        if entry["action"] != PURGE_ACTION or batch_id in entry["details"].get("batch_ids", []):
-            yield entry
 
 
-def chain_facts(session: Session, entries: list[dict], head: tuple[int, str]) -> ChainFacts:
+def subject_entries(session: Session, subject: Subject, max_seq: int) -> list[dict]:
+    """The entries that show one subject was approved, sent, completed (and purged)."""
+    request_ids = [str(subject.heap_request_id)] if subject.heap_request_id else []
+    own = _about(session, "subject", [str(subject.id)], max_seq)
+    upload = _about(session, "batch", [str(subject.batch_id)], max_seq)
+    return _in_order(
+        [entry for entry in own if entry["action"] != DOWNLOAD_ACTION],
+        _about(session, "heap_request", request_ids, max_seq),
+        [entry for entry in upload if entry["action"] in SUBMISSION_ACTIONS],
+        _purges_naming(session, subject.batch_id, max_seq),
+    )
+
+
+def chain_facts(entries: list[dict], sth: dict | None) -> ChainFacts:
+    """The facts about `entries` under the tree head `sth`."""
     targets: dict[str, set[str]] = {}
     for entry in entries:
-        if entry["target_type"] in ("heap_request", "subject"):
+        if entry["action"] != PURGE_ACTION:
             targets.setdefault(entry["target_type"], set()).add(entry["target_id"])
     return ChainFacts(
-        head_seq=head[0],
-        head_hash=head[1],
-        seqs=[e["seq"] for e in entries],
-        checkpoint=latest_checkpoint(session, head[0]),
-        targets={kind: sorted(ids, key=int) for kind, ids in targets.items()},
+        entries=entries,
+        sth=sth,
+        targets={kind: sorted(ids, key=int) for kind, ids in sorted(targets.items())},
     )
 
 

@@ -16,6 +16,11 @@ from flask import Flask
 from sqlmodel import Session, select
 
 from webapp.db import session_scope
+from webapp.evidence.checkpoint_rules import (
+    CHECKPOINT_ACTION,
+    check_checkpoints,
+    checkpoint_message,
+)
 from webapp.evidence.signing import (
     PublicKey,
     SigningKeyError,
@@ -24,12 +29,7 @@ from webapp.evidence.signing import (
     signing_key,
     verify_signature,
 )
-from webapp.evidence.verifier_script import (
-    CHECKPOINT_ACTION,
-    check_checkpoints,
-    checkpoint_message,
-    key_id,
-)
+from webapp.evidence.verifier_script import key_id
 from webapp.lease import lease_is_current
 from webapp.models import AuditCheckpoint, AuditEntry, utcnow
 from webapp.trail import audit

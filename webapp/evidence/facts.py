@@ -17,7 +17,8 @@ from webapp.crypto import DecryptionError, decrypt
 from webapp.erasure import deadlines
 from webapp.erasure.batches import BatchNotFound
 from webapp.erasure.queries import requests_with_ids
-from webapp.evidence.chain import ChainFacts, batch_entries, chain_facts, chain_head
+from webapp.evidence import tree_heads
+from webapp.evidence.chain import ChainFacts, batch_entries, chain_facts, subject_entries
 from webapp.models import (
     Batch,
     BatchState,
@@ -30,6 +31,7 @@ from webapp.models import (
     User,
     utcnow,
 )
+from webapp.trail import tree
 
 # Entries about the batch itself and its Heap requests are listed one by one; entries about
 # single subjects (deadline extensions) are counted, so 10,000 of them stay one line.
@@ -139,13 +141,18 @@ def mask(kind: str | None, value: str) -> str:
 
 def identifier(subject: Subject, *, masked: bool = False) -> str | None:
     """The subject's identifier while retained (None once purged or unreadable)."""
-    if not subject.identifier_encrypted:
+    return identifier_of(subject.kind, subject.identifier_encrypted, masked=masked)
+
+
+def identifier_of(kind: str | None, encrypted: str | None, *, masked: bool = False) -> str | None:
+    """An identifier from its stored (encrypted) form; None once purged or unreadable."""
+    if not encrypted:
         return None
     try:
-        value = decrypt(subject.identifier_encrypted)
+        value = decrypt(encrypted)
     except DecryptionError:
         return None
-    return mask(subject.kind, value) if masked else value
+    return mask(kind, value) if masked else value
 
 
 def requests_of(session: Session, batch_id: int) -> list[RequestFact]:
@@ -212,14 +219,24 @@ def _people(session: Session, batch: Batch) -> dict[str, str | None]:
     }
 
 
-def batch_evidence(session: Session, batch_id: int, *, today: date | None = None) -> BatchEvidence:
-    """Assemble a batch's evidence at the chain's current head."""
+def _under(session: Session, sth: dict | None) -> tuple[int, dict | None]:
+    """(last seq to read, head to name): the given head, or the trail now and its newest head."""
+    if sth is not None:
+        return sth["tree_size"], sth
+    newest = tree_heads.latest(session)
+    return tree.size(session), tree_heads.sth_dict(newest) if newest else None
+
+
+def batch_evidence(
+    session: Session, batch_id: int, *, sth: dict | None = None, today: date | None = None
+) -> BatchEvidence:
+    """Assemble a batch's evidence: the entries `sth` holds, or all of them and the newest head."""
     batch = session.get(Batch, batch_id)
     if batch is None:
         raise BatchNotFound(f"There is no batch {batch_id}.")
-    head = chain_head(session)
+    max_seq, sth = _under(session, sth)
     requests = requests_of(session, batch_id)
-    entries = list(batch_entries(session, batch_id, [r.request.id for r in requests], head[0]))
+    entries = batch_entries(session, batch_id, [r.request.id for r in requests], max_seq)
     listed = [e for e in entries if e["target_type"] != "subject"]
     return BatchEvidence(
         batch=batch,
@@ -233,31 +250,23 @@ def batch_evidence(session: Session, batch_id: int, *, today: date | None = None
         subject_actions=dict(
             Counter(e["action"] for e in entries if e["target_type"] == "subject")
         ),
-        chain=chain_facts(session, entries, head),
+        chain=chain_facts(entries, sth),
     )
 
 
 def subject_evidence(
-    session: Session, subject_id: int, *, today: date | None = None
+    session: Session, subject_id: int, *, sth: dict | None = None, today: date | None = None
 ) -> SubjectEvidence:
-    """Assemble one subject's evidence at the chain's current head."""
+    """Assemble one subject's evidence, under `sth` or the newest head (as batch_evidence)."""
     subject = session.get(Subject, subject_id)
     if subject is None:
         raise deadlines.SubjectNotFound(f"There is no subject {subject_id}.")
     batch = session.get(Batch, subject.batch_id)
-    head = chain_head(session)
+    max_seq, sth = _under(session, sth)
     requests = [
         r for r in requests_of(session, batch.id) if r.request.id == subject.heap_request_id
     ]
-    entries = list(
-        batch_entries(
-            session,
-            batch.id,
-            [r.request.id for r in requests],
-            head[0],
-            subject_ids=[str(subject.id)],
-        )
-    )
+    entries = subject_entries(session, subject, max_seq)
     return SubjectEvidence(
         subject=subject,
         batch=batch,
@@ -266,5 +275,5 @@ def subject_evidence(
         request=requests[0] if requests else None,
         deadline=subject_deadline(subject, batch.state, today or deadlines.today_utc()),
         history=entries,
-        chain=chain_facts(session, entries, head),
+        chain=chain_facts(entries, sth),
     )

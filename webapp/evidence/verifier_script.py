@@ -1,13 +1,21 @@
 #!/usr/bin/env python3
-"""Verify a Deletion Desk evidence pack offline: `python3 verify.py [folder]`.
+"""Verify a Deletion Desk evidence pack or subject receipt offline: `python3 verify.py [folder]`.
 
 Standard library only (Python 3.8+), so it runs on any machine without the desk. It checks:
-the Ed25519 signature of manifest.json, the SHA-256 of every file the manifest lists, the hash
-chain of audit.jsonl from seq 1 to the head stated in the manifest, every signed checkpoint
-(signature, and that the chain still extends it), and that the batch's entries are in the
-chain. It prints "ok" and exits 0, or names every problem found and exits 1.
+- sth.json, the signed tree head: its Ed25519 signature and key id, under public_key.pem;
+- entries.jsonl: each entry's hash recomputed from its content (the format in the desk's
+  DESIGN.md), each one listed in the manifest and about this batch or subject;
+- proofs.jsonl: exactly one inclusion proof per entry, in the same order, for the tree the
+  signed head names, leading from the entry's leaf hash to the signed root (RFC 9162);
+- manifest.json: its Ed25519 signature (manifest.sig), that it names this tree head and these
+  entries, and the SHA-256 of every file.
+It prints "ok" and a short report and exits 0, or "FAILED:" naming the first problem (then any
+others) and exits 1. An RFC 3161 timestamp in sth.json is reported, not checked: the standard
+library has no CMS. `python3 verify.py --tsa` writes the token and the bytes it covers for
+`openssl ts -verify` (README.txt says how).
 
-The desk ships this very file as verify.py in each pack and uses its checkpoint rules itself.
+The desk hands out this file as verify.py with webapp/trail/merkle.py's VERIFIER section in
+the place of the import below that stands for it, so the two can never differ.
 """
 
 from __future__ import annotations
@@ -18,10 +26,17 @@ import json
 import sys
 from pathlib import Path
 
-GENESIS_HASH = "0" * 64
-CHECKPOINT_TYPE = "deletion-desk/audit-checkpoint/v1"
-MANIFEST_TYPE = "deletion-desk/evidence-manifest/v1"
-CHECKPOINT_ACTION = "audit.checkpoint_signed"
+MANIFEST_TYPE = "deletion-desk/evidence-manifest/v2"
+# Packs issued before the transparency log carried the whole chain and checkpoints; they keep
+# verifying with the verify.py inside them.
+WHOLE_CHAIN_MANIFEST = "deletion-desk/evidence-manifest/v1"
+# Files each kind must list in its manifest (manifest.json and manifest.sig aside).
+REQUIRED = {
+    "batch": ("certificate.pdf", "report.csv"),
+    "subject": ("receipt.pdf",),
+}
+COMMON = ("README.txt", "entries.jsonl", "proofs.jsonl", "sth.json", "public_key.pem", "verify.py")
+PURGE_ACTION = "retention.purged"
 # DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410); the raw key is the last 32 bytes.
 ED25519_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
@@ -117,7 +132,12 @@ def key_id(public_key: bytes) -> str:
     return hashlib.sha256(public_key).hexdigest()
 
 
-# --- the audit chain (format fixed by the desk's DESIGN.md) ----------------------------------
+# --- entries, proofs and the signed tree head (formats in the desk's DESIGN.md) ------------
+
+# ---- BEGIN VERIFIER: each verify.py carries webapp/trail/merkle.py's section here instead
+from webapp.trail.merkle import leaf_hash, verify_inclusion  # noqa: E402
+
+# ---- END VERIFIER ---------------------------------------------------------------------------
 
 
 def canonical_json(value) -> str:
@@ -131,75 +151,50 @@ def entry_hash(entry: dict) -> str:
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
-def checkpoint_message(seq: int, head_hash: str, at: str) -> bytes:
-    """The exact bytes a checkpoint's signature covers."""
-    body = {"type": CHECKPOINT_TYPE, "seq": seq, "hash": head_hash, "at": at}
-    return canonical_json(body).encode("utf-8")
+def sth_message(sth: dict) -> bytes:
+    """The exact bytes a tree head's signature (and its RFC 3161 timestamp) cover."""
+    fields = ("root_hash", "timestamp", "tree_size")
+    return canonical_json({name: sth[name] for name in fields}).encode("utf-8")
 
 
-def check_checkpoints(checkpoints, entries, recorded, chain_end, trusted_key_hex, verify):
-    """Problems with signed checkpoints, as plain sentences (an empty list when all is well).
-
-    `checkpoints`: dicts (seq, hash, at, signature, key_id, public_key) in seq order;
-    `entries`: {seq: entry} holding at least each checkpoint's seq and seq + 1;
-    `recorded`: the chain's `audit.checkpoint_signed` entries; `chain_end`: its last seq;
-    `verify(public_key, message, signature) -> bool`. Each checkpoint must verify under its own
-    key and the latest must be signed by the trusted key: earlier keys (before a rotation) are
-    then vouched for by the chain that the latest checkpoint pins.
-    """
-    problems = []
-    listed = set()
-    for cp in checkpoints:
-        seq, name = cp["seq"], f"checkpoint at seq {cp['seq']}"
-        listed.add(seq)
-        public_key = bytes.fromhex(cp["public_key"])
-        message = checkpoint_message(seq, cp["hash"], cp["at"])
-        if key_id(public_key) != cp["key_id"]:
-            problems.append(f"{name}: its key id does not match its public key")
-        if not verify(public_key, message, bytes.fromhex(cp["signature"])):
-            problems.append(f"{name}: the signature does not verify (the checkpoint was altered)")
-        if seq > chain_end:
-            problems.append(
-                f"{name}: the chain ends at seq {chain_end}, before the signed head: "
-                "entries were removed from its end (truncated)"
-            )
-            continue
-        entry = entries.get(seq)
-        if entry is None or entry.get("hash") != cp["hash"]:
-            problems.append(
-                f"{name}: the chain no longer extends it (entry {seq} differs from the signed "
-                "head: the trail was rewritten)"
-            )
-        note = entries.get(seq + 1)
-        if note is not None and not _records(note, cp):
-            problems.append(f"{name}: entry {seq + 1} does not record it as signed")
-    for entry in recorded:
-        details = entry.get("details") or {}
-        if details.get("seq") not in listed:
-            problems.append(
-                f"entry {entry.get('seq')} records a checkpoint at seq {details.get('seq')} "
-                "that is missing from the checkpoints"
-            )
-    if checkpoints and checkpoints[-1]["public_key"] != trusted_key_hex:
-        problems.append(
-            f"the latest checkpoint (seq {checkpoints[-1]['seq']}) is signed by key "
-            f"{checkpoints[-1]['key_id'][:16]}…, not by the trusted key "
-            f"{key_id(bytes.fromhex(trusted_key_hex))[:16]}…"
+def proof_problem(entry: dict, proof: dict, tree_size: int, root: bytes) -> str | None:
+    """Why `proof` does not prove `entry` in the tree of `tree_size` with `root` (None: it does)."""
+    seq = entry["seq"]
+    if proof.get("tree_size") != tree_size:
+        return (
+            f"the proof of entry {seq} is for a tree of {proof.get('tree_size')} entries, "
+            f"not the {tree_size} of the signed tree head"
         )
-    return problems
+    if proof.get("leaf_index") != seq - 1:
+        return f"the proof of entry {seq} names leaf {proof.get('leaf_index')}, not {seq - 1}"
+    try:
+        leaf = leaf_hash(entry["hash"])
+        path = [bytes.fromhex(node) for node in proof["path"]]
+    except (KeyError, TypeError, ValueError):
+        return f"the proof of entry {seq} cannot be read"
+    if proof.get("leaf_hash") != leaf.hex():
+        return f"the proof of entry {seq} is for another leaf (its leaf_hash is not the entry's)"
+    if not verify_inclusion(leaf, seq - 1, tree_size, path, root):
+        return f"the proof of entry {seq} does not lead to the signed root"
+    return None
 
 
-def _records(entry: dict, cp: dict) -> bool:
+def concerns(entry: dict, manifest: dict) -> bool:
+    """True when an entry is about what the manifest proves: a target it lists, or a purge of
+    its batch."""
+    targets = manifest.get("targets") or {}
+    if entry.get("target_id") in targets.get(entry.get("target_type") or "", []):
+        return True
+    batch_id = (manifest.get("batch") or {}).get("id")
     details = entry.get("details") or {}
-    fields = ("seq", "hash", "at", "signature", "public_key")
-    return entry.get("action") == CHECKPOINT_ACTION and all(details.get(f) == cp[f] for f in fields)
+    return entry.get("action") == PURGE_ACTION and batch_id in (details.get("batch_ids") or [])
 
 
 # --- the pack ------------------------------------------------------------------------------
 
 
 class Pack:
-    """One unzipped evidence pack and what checking it found."""
+    """One unzipped evidence pack or receipt, and what checking it found."""
 
     def __init__(self, folder: Path):
         self.folder = folder
@@ -213,36 +208,150 @@ class Pack:
     def path(self, name: str) -> Path | None:
         path = self.folder / name
         if not path.is_file():
-            self.problem(f"{name} is missing from the pack")
+            self.problem(f"{name} is missing")
             return None
         return path
 
     def check(self) -> bool:
         """Run every check; True when nothing is wrong."""
-        paths = [self.path(n) for n in ("manifest.json", "public_key.pem", "manifest.sig")]
-        if None in paths:
+        manifest, public_key = self.check_manifest()
+        if manifest is None:
             return False
-        manifest_bytes = paths[0].read_bytes()
-        try:
-            manifest = json.loads(manifest_bytes)
-            public_key = public_key_from_pem(paths[1].read_text("ascii"))
-            signature = bytes.fromhex(paths[2].read_text("ascii").strip())
-        except (ValueError, UnicodeDecodeError) as error:
-            self.problem(f"the manifest, its signature or the public key cannot be read: {error}")
-            return False
-        if not isinstance(manifest, dict) or manifest.get("type") != MANIFEST_TYPE:
-            self.problem("manifest.json is not a Deletion Desk evidence manifest")
-            return False
-        if not ed25519_verify(public_key, manifest_bytes, signature):
-            self.problem("manifest.sig: the signature of manifest.json does not verify")
-        self.facts.append(f"manifest.json is signed by key {key_id(public_key)}")
-        self.check_chain(manifest, public_key)
+        sth = self.check_sth(manifest, public_key)
+        if sth is not None:
+            self.check_entries(manifest, sth)
         self.check_files(manifest)
         return not self.problems
 
+    def check_manifest(self):
+        """The manifest, signed by public_key.pem: (manifest, raw key), or (None, None)."""
+        paths = [self.path(n) for n in ("manifest.json", "manifest.sig", "public_key.pem")]
+        if None in paths:
+            return None, None
+        manifest_bytes = paths[0].read_bytes()
+        try:
+            manifest = json.loads(manifest_bytes)
+            signature = bytes.fromhex(paths[1].read_text("ascii").strip())
+            public_key = public_key_from_pem(paths[2].read_text("ascii"))
+        except (ValueError, UnicodeDecodeError) as error:
+            self.problem(f"the manifest, its signature or the public key cannot be read: {error}")
+            return None, None
+        kind = manifest.get("type") if isinstance(manifest, dict) else None
+        if kind == WHOLE_CHAIN_MANIFEST:
+            self.problem(
+                "this pack was issued before the desk's transparency log: it carries the whole "
+                "chain. Verify it with the verify.py it came with."
+            )
+            return None, None
+        if kind != MANIFEST_TYPE or manifest.get("kind") not in REQUIRED:
+            self.problem("manifest.json is not a Deletion Desk evidence manifest")
+            return None, None
+        if not ed25519_verify(public_key, manifest_bytes, signature):
+            self.problem(
+                "manifest.sig: the signature of manifest.json does not verify (the manifest "
+                "was altered, or signed by another key)"
+            )
+        if manifest.get("key_id") != key_id(public_key):
+            self.problem("public_key.pem is not the key manifest.json names")
+        return manifest, public_key
+
+    def check_sth(self, manifest: dict, public_key: bytes) -> dict | None:
+        """The signed tree head: signed by the key, and the one the manifest names."""
+        path = self.path("sth.json")
+        if path is None:
+            return None
+        try:
+            sth = json.loads(path.read_bytes())
+            message = sth_message(sth)
+            signature = base64.b64decode(sth["signature"], validate=True)
+            sth["root"] = bytes.fromhex(sth["root_hash"])
+        except (KeyError, TypeError, ValueError):
+            self.problem("sth.json is not a signed tree head")
+            return None
+        if not ed25519_verify(public_key, message, signature):
+            self.problem(
+                "sth.json: the signature of the tree head does not verify (its size, root or "
+                "time was altered)"
+            )
+        if sth.get("key_id") != key_id(public_key):
+            self.problem("sth.json is signed by another key than public_key.pem")
+        named = manifest.get("sth") or {}
+        if any(named.get(f) != sth.get(f) for f in ("tree_size", "root_hash", "timestamp")):
+            self.problem("sth.json is not the tree head manifest.json names")
+        return sth
+
+    def check_entries(self, manifest: dict, sth: dict) -> None:
+        """Each entry intact, listed, about the evidence, and proven in the signed tree."""
+        entries = self.numbered("entries.jsonl", "an entry")
+        proofs = self.numbered("proofs.jsonl", "a proof")
+        listed = [seq for seq in manifest.get("entries") or [] if isinstance(seq, int)]
+        seqs = [entry["seq"] for entry in entries]
+        missing, extra = set(listed) - set(seqs), set(seqs) - set(listed)
+        if missing:
+            first = next(seq for seq in listed if seq in missing)
+            self.problem(f"entries.jsonl: entry {first} is missing (manifest.json lists it)")
+        if extra:
+            first = next(seq for seq in seqs if seq in extra)
+            self.problem(f"entries.jsonl: entry {first} is not one manifest.json lists")
+        if not missing and not extra and seqs != listed:
+            self.problem("entries.jsonl: the entries are not in the order manifest.json lists")
+        subject = self.subject_of(manifest)
+        for entry in entries:
+            if entry_hash(entry) != entry.get("hash"):
+                self.problem(f"entries.jsonl: entry {entry['seq']} was altered")
+            elif not concerns(entry, manifest):
+                self.problem(f"entries.jsonl: entry {entry['seq']} is not about {subject}")
+        self.check_proofs(entries, proofs, sth)
+        if entries and not self.problems:
+            self.facts.append(
+                f"{len(entries)} audit entries about {subject} (seq {seqs[0]} to {seqs[-1]}): "
+                "each one's hash recomputed, each one proven in the signed tree (RFC 9162)"
+            )
+
+    def check_proofs(self, entries: list, proofs: list, sth: dict) -> None:
+        """Exactly one proof per entry, in the entries' order, each leading to the root."""
+        seqs, order = [entry["seq"] for entry in entries], [proof["seq"] for proof in proofs]
+        count: dict = {}
+        for seq in order:
+            count[seq] = count.get(seq, 0) + 1
+        for seq in seqs:
+            if count.get(seq, 0) != 1:
+                self.problem(f"proofs.jsonl: entry {seq} has {count.get(seq, 0)} proofs, not one")
+        for seq in sorted(set(order) - set(seqs)):
+            self.problem(f"proofs.jsonl: a proof of entry {seq}, which entries.jsonl lacks")
+        if sorted(order) == sorted(seqs) and order != seqs:
+            place = next(i for i, seq in enumerate(seqs) if order[i] != seq)
+            self.problem(
+                f"proofs.jsonl: the proof of entry {order[place]} stands where entry "
+                f"{seqs[place]}'s belongs (the proofs are not in the order of the entries)"
+            )
+        by_seq = {proof["seq"]: proof for proof in proofs}
+        failed = []
+        for entry in entries:
+            proof = by_seq.get(entry["seq"])
+            found = proof and proof_problem(entry, proof, sth["tree_size"], sth["root"])
+            if found:
+                failed.append(found)
+        if failed:
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            self.problem(f"proofs.jsonl: {failed[0]}{more}")
+
+    def numbered(self, name: str, what: str) -> list:
+        """The objects of a JSON Lines file that carry a seq (a problem for any that does not)."""
+        found = []
+        for value in self.jsonl(name):
+            if isinstance(value.get("seq"), int) and not isinstance(value["seq"], bool):
+                found.append(value)
+            else:
+                self.problem(f"{name}: {what} without a seq (altered)")
+        return found
+
     def check_files(self, manifest: dict) -> None:
-        """Every file the manifest lists still has the SHA-256 it had at issue."""
-        files = manifest.get("files", {})
+        """Every file the evidence needs is listed, and still has its SHA-256 at issue."""
+        files = manifest.get("files") or {}
+        for name in COMMON + REQUIRED[manifest["kind"]]:
+            if name not in files:
+                self.problem(f"manifest.json does not list {name}")
         for name, digest in sorted(files.items()):
             path = self.path(name)
             if path is None:
@@ -253,73 +362,16 @@ class Pack:
                     sha.update(block)
             if sha.hexdigest() != digest:
                 self.problem(f"{name} was changed: its SHA-256 is not the one in manifest.json")
-        if files:
-            self.facts.append(f"{', '.join(sorted(files))}: as issued (SHA-256 match)")
 
-    def check_chain(self, manifest: dict, public_key: bytes) -> None:
-        """Recompute audit.jsonl, then check it against the head and every checkpoint."""
-        checkpoints = list(self.jsonl("checkpoints.jsonl"))
-        wanted = {cp.get("seq") for cp in checkpoints} | {
-            cp.get("seq", 0) + 1 for cp in checkpoints
-        }
-        batch = manifest.get("batch", {})
-        listed = set(batch.get("entries", []))
-        kept, recorded, concerning = {}, [], set()
-        expected, prev, broken = 1, GENESIS_HASH, None
-        for entry in self.jsonl("audit.jsonl"):
-            seq = entry.get("seq")
-            broken = broken or _link_problem(entry, expected, prev)
-            if broken:
-                break
-            prev, expected = entry["hash"], expected + 1
-            if seq in wanted:
-                kept[seq] = entry
-            if entry.get("action") == CHECKPOINT_ACTION:
-                recorded.append(entry)
-            if seq in listed and _concerns(entry, batch):
-                concerning.add(seq)
-        if broken:
-            self.problem(f"audit.jsonl: {broken}")
-            return
-        end, head = expected - 1, manifest.get("head", {})
-        if (end, prev) != (head.get("seq"), head.get("hash")):
-            self.problem(
-                f"audit.jsonl ends at seq {end}, but the head at issue was seq {head.get('seq')}: "
-                "entries were removed from its end, or added"
-            )
-        self.facts.append(f"audit.jsonl: {end} entries, the hash chain is intact, head {prev}")
-        try:
-            found = check_checkpoints(
-                checkpoints, kept, recorded, end, public_key.hex(), ed25519_verify
-            )
-        except (KeyError, TypeError, ValueError) as error:
-            found = [f"checkpoints.jsonl cannot be read: {error!r}"]
-        for text in found:
-            self.problem(text)
-        if checkpoints and not found:
-            latest = checkpoints[-1]
-            self.facts.append(
-                f"{len(checkpoints)} signed checkpoint(s) verify and the chain extends each "
-                f"(latest: seq {latest['seq']}, signed {latest['at']})"
-            )
-        self.check_batch(batch, listed, concerning)
-
-    def check_batch(self, batch: dict, listed: set, concerning: set) -> None:
-        """The entries the manifest lists for the batch are in the chain and about it."""
-        missing = sorted(listed - concerning)
-        if missing:
-            self.problem(
-                f"{len(missing)} of the {len(listed)} entries listed for batch {batch.get('id')} "
-                f"are absent from the chain or not about it (first: seq {missing[0]})"
-            )
-        elif listed:
-            self.facts.append(
-                f"batch {batch.get('id')}: {len(listed)} audit entries (seq {min(listed)} to "
-                f"{max(listed)}), all in the verified chain"
-            )
+    def subject_of(self, manifest: dict) -> str:
+        """What the evidence is about, in a few words."""
+        if manifest["kind"] == "subject":
+            fingerprint = str((manifest.get("subject") or {}).get("fingerprint"))
+            return f"subject {fingerprint[:16]}…"
+        return f"batch {(manifest.get('batch') or {}).get('id')}"
 
     def jsonl(self, name: str):
-        """The objects of a JSON Lines file, one line at a time (flat memory)."""
+        """The objects of a JSON Lines file, one line at a time."""
         path = self.path(name)
         if path is None:
             return
@@ -337,49 +389,61 @@ class Pack:
                     self.problem(f"{name}: line {number} is not a JSON object (altered)")
 
 
-def _link_problem(entry: dict, expected: int, prev: str) -> str | None:
-    seq = entry.get("seq")
-    if seq != expected:
-        if isinstance(seq, int) and seq > expected:
-            return f"entry {expected} is missing (next is {seq})"
-        return f"entry {seq} is out of order (expected {expected})"
-    if entry.get("prev_hash") != prev:
-        return f"entry {seq} does not follow entry {seq - 1}"
-    if entry_hash(entry) != entry.get("hash"):
-        return f"entry {seq} was altered after it was written"
-    return None
-
-
-def _concerns(entry: dict, batch: dict) -> bool:
-    """True when an entry is about the batch: its own, its Heap requests', its subjects'."""
-    target = (entry.get("target_type"), entry.get("target_id"))
-    if target == ("batch", str(batch.get("id"))):
-        return True
-    targets = batch.get("targets", {})
-    if target[1] in targets.get(target[0] or "", []):
-        return True
-    details = entry.get("details") or {}
-    return details.get("batch_id") == batch.get("id") or batch.get("id") in (
-        details.get("batch_ids") or []
+def report(pack: Pack, manifest: dict, sth: dict) -> list[str]:
+    """The lines printed after "ok"."""
+    if manifest["kind"] == "subject":
+        title = f"receipt of one data subject, fingerprint {manifest['subject']['fingerprint']}"
+    else:
+        title = f"evidence pack of batch {manifest['batch']['id']}"
+    lines = [
+        title,
+        f"signed tree head: {sth['tree_size']} entries, root {sth['root_hash']}, signed "
+        f"{sth['timestamp']} by key {sth['key_id']}",
+        *pack.facts,
+        f"manifest.json is signed by the same key; {len(manifest['files'])} files as issued "
+        "(SHA-256 match)",
+    ]
+    if sth.get("tsa_token"):
+        lines.append(
+            "sth.json carries an RFC 3161 timestamp (tsa_token): Python's standard library "
+            "cannot check it; `openssl ts -verify` does (python3 verify.py --tsa, then README.txt)"
+        )
+    lines.append(
+        "Compare the key id above with the one the desk publishes (GET /api/v1/audit/public-key)"
+        ": the signatures prove authorship only under a key you got from the desk itself."
     )
+    return lines
+
+
+def write_timestamp_files(folder: Path) -> int:
+    """`--tsa`: write the RFC 3161 token and the bytes it covers, for `openssl ts -verify`."""
+    sth = json.loads((folder / "sth.json").read_bytes())
+    if not sth.get("tsa_token"):
+        print("sth.json carries no RFC 3161 timestamp (the desk was not set up with one)")
+        return 1
+    (folder / "sth.tst").write_bytes(base64.b64decode(sth["tsa_token"]))
+    (folder / "sth.msg").write_bytes(sth_message(sth))
+    print("wrote sth.tst (the time-stamp token) and sth.msg (the bytes it covers); now run")
+    print("  openssl ts -verify -token_in -in sth.tst -data sth.msg -CAfile TSA-CA.pem")
+    return 0
 
 
 def main(argv: list[str]) -> int:
     """Check the pack in the folder given (default: this script's folder)."""
-    folder = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent
+    args = [arg for arg in argv[1:] if arg != "--tsa"]
+    folder = Path(args[0]) if args else Path(__file__).resolve().parent
+    if "--tsa" in argv:
+        return write_timestamp_files(folder)
     pack = Pack(folder)
-    ok = pack.check()
-    if ok:
+    if pack.check():
+        manifest = json.loads((folder / "manifest.json").read_bytes())
+        sth = json.loads((folder / "sth.json").read_bytes())
         print("ok")
-        for fact in pack.facts:
-            print(f"  {fact}")
-        print(
-            "  Compare the key id above with the one the desk publishes "
-            "(GET /api/v1/audit/public-key, or the Checkpoints page)."
-        )
+        for line in report(pack, manifest, sth):
+            print(f"  {line}")
         return 0
-    print(f"FAILED: {len(pack.problems)} problem(s) found in {folder}")
-    for problem in pack.problems:
+    print(f"FAILED: {pack.problems[0]}")
+    for problem in pack.problems[1:]:
         print(f"  - {problem}")
     return 1
 

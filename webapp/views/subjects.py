@@ -1,8 +1,18 @@
-"""Subject pages: lookup by identifier (“was X deleted?”), one subject, deadline extension."""
+"""Subject pages: lookup by identifier (“was X deleted?”), one subject, its receipt, deadline
+extension."""
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_login import current_user
 
 from webapp.accounts.access import role_required
@@ -10,7 +20,11 @@ from webapp.db import get_session
 from webapp.environments import list_environments
 from webapp.erasure import deadlines, lookup
 from webapp.erasure.queries import identifier
+from webapp.evidence import signing, tree_heads
+from webapp.evidence.downloads import audited_download
+from webapp.evidence.receipt import subject_receipt
 from webapp.models import Role
+from webapp.trail import exports
 from webapp.views.batch_forms import ExtendForm, LookupForm
 
 bp = Blueprint("subjects", __name__)
@@ -55,6 +69,22 @@ def detail(subject_id: int):
         value=identifier(hit.subject),
         form=ExtendForm(),
         first_due=deadlines.due_on(hit.subject.received_on),
+    )
+
+
+@bp.get("/subjects/<int:subject_id>/receipt.zip")
+@role_required(Role.AUDITOR)
+@audited_download("receipt.zip", "subject")
+def receipt(subject_id: int):
+    """The subject's receipt: the proof, for the person, that the deletion was done."""
+    try:
+        chunks = subject_receipt(current_app._get_current_object(), subject_id)
+    except deadlines.SubjectNotFound as error:
+        abort(404, str(error))
+    except (signing.SigningKeyError, tree_heads.TreeHeadError) as error:
+        abort(503, f"No receipt: {error}")
+    return exports.download(
+        chunks, filename=f"subject-{subject_id}-receipt.zip", mimetype="application/zip"
     )
 
 
