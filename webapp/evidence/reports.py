@@ -127,7 +127,9 @@ def batch_report(
                         s.row_number,
                         s.classification,
                         s.kind,
-                        s.fingerprint[:MASKED_FINGERPRINT_CHARS] if masked else s.fingerprint,
+                        (s.fingerprint or "")[:MASKED_FINGERPRINT_CHARS]
+                        if masked
+                        else s.fingerprint,
                         _shown_identifier(s, masked),
                         _iso(s.received_on),
                         s.reference,
