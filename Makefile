@@ -37,12 +37,13 @@ demo: install
 sandbox: install
 	$(BIN)/desk sandbox
 
-## Debian's chromium (browser tests; never `playwright install`) and pdftotext (certificates).
+## Debian's chromium (browser tests; never `playwright install`), pdftotext (certificates) and
+## openssl (`openssl ts` is the tests' real RFC 3161 time-stamping authority).
 browser-deps:
-	@if [ ! -x /usr/bin/chromium ] || ! command -v pdftotext >/dev/null; then \
-		echo "installing Debian's chromium and poppler-utils for the tests"; \
+	@if [ ! -x /usr/bin/chromium ] || ! command -v pdftotext >/dev/null || ! command -v openssl >/dev/null; then \
+		echo "installing Debian's chromium, poppler-utils and openssl for the tests"; \
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core poppler-utils >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core poppler-utils openssl >/dev/null; \
 	fi
 
 ## Lint, then the whole suite (browser tests included).
