@@ -91,6 +91,16 @@ class Tsa:
         """URL of one of the server's behaviours."""
         return self.base_url + path
 
+    def openssl_verify(self, data: Path, token: Path) -> subprocess.CompletedProcess:
+        """`openssl ts -verify` of a bare TimeStampToken over `data`, trusting this TSA's CA."""
+        return subprocess.run(
+            [OPENSSL, "ts", "-verify", "-data", str(data), "-in", str(token), "-token_in"]
+            + ["-CAfile", str(self.ca_pem), "-untrusted", str(self.tsa_pem)],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+
 
 def _openssl(tsa_dir: Path, cmdline: str, cwd: Path | None = None) -> bytes:
     """Run `openssl CMDLINE` (shell-quoted) with TSA_DIR set, failing loudly with its stderr."""

@@ -276,13 +276,7 @@ def test_a_timestamped_tree_head_is_reported_and_openssl_checks_it(
         check=False,
     )
     assert written.returncode == 0, written.stdout
-    checked = subprocess.run(
-        [OPENSSL, "ts", "-verify", "-token_in", "-in", "sth.tst", "-data", "sth.msg"]
-        + ["-CAfile", str(tsa.ca_pem), "-untrusted", str(tsa.tsa_pem)],
-        cwd=folder,
-        capture_output=True,
-        check=False,
-    )
+    checked = tsa.openssl_verify(folder / "sth.msg", folder / "sth.tst")
     assert checked.returncode == 0, checked.stderr
     assert b"Verification: OK" in checked.stdout
 

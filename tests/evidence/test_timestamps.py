@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 from tsa_fixtures import *  # noqa: F401,F403
-from tsa_fixtures import MESSAGE, OPENSSL, SECRET_BODY, Tsa
+from tsa_fixtures import MESSAGE, SECRET_BODY, Tsa
 
 from webapp.evidence.timestamps import TimestampError, request_timestamp, verify_timestamp
 
@@ -47,25 +46,7 @@ def test_openssl_verifies_our_token(tsa: Tsa, token: bytes, tmp_path: Path) -> N
     """`openssl ts -verify -token_in` accepts the token our client returned."""
     (tmp_path / "msg.bin").write_bytes(MESSAGE)
     (tmp_path / "token.der").write_bytes(token)
-    proc = subprocess.run(
-        [
-            OPENSSL,
-            "ts",
-            "-verify",
-            "-data",
-            str(tmp_path / "msg.bin"),
-            "-in",
-            str(tmp_path / "token.der"),
-            "-token_in",
-            "-CAfile",
-            str(tsa.ca_pem),
-            "-untrusted",
-            str(tsa.tsa_pem),
-        ],
-        capture_output=True,
-        timeout=30,
-        check=False,
-    )
+    proc = tsa.openssl_verify(tmp_path / "msg.bin", tmp_path / "token.der")
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     assert b"Verification: OK" in proc.stdout
 
