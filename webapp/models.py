@@ -96,6 +96,9 @@ class User(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
     password_changed_at: datetime | None = Field(default=None, sa_column=at_column())
     last_login_at: datetime | None = Field(default=None, sa_column=at_column())
+    # Who created this account (None: the first admin, or created from the command line).
+    # Four-eyes never lets an account approve the work of its creator or its creations.
+    created_by: int | None = Field(default=None, foreign_key="users.id")
 
     @property
     def role_enum(self) -> Role:
@@ -136,6 +139,9 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
     last_used_at: datetime | None = Field(default=None, sa_column=at_column())
     revoked_at: datetime | None = Field(default=None, sa_column=at_column())
+    revoked_reason: str | None = Field(default=None, max_length=64)
+    scope: str = Field(default="write", max_length=8)  # read | write
+    expires_at: datetime | None = Field(default=None, sa_column=at_column())
 
 
 class LoginAttempt(SQLModel, table=True):
@@ -298,6 +304,14 @@ class Batch(SQLModel, table=True):
     rejection_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
     cancelled_by: int | None = Field(default=None, foreign_key="users.id")
     cancelled_at: datetime | None = Field(default=None, sa_column=at_column())
+    cancel_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+    # The manifest: how many subjects would be sent and SHA-256 of their sorted fingerprints.
+    manifest_count: int = Field(default=0)
+    manifest_sha256: str | None = Field(default=None, max_length=64)
+    # The manifest the approver saw and approved; submission sends exactly that set.
+    approved_manifest_sha256: str | None = Field(default=None, max_length=64)
+    # Why a batch came back to awaiting approval (its set to send changed), in words.
+    reapproval_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
     created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
     submitted_at: datetime | None = Field(default=None, sa_column=at_column())
     completed_at: datetime | None = Field(default=None, sa_column=at_column())
@@ -331,6 +345,7 @@ class Subject(SQLModel, table=True):
     extension_months: int = Field(default=0)
     extension_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
     subject_informed_on: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
+    extension_recorded_on: date | None = Field(default=None, sa_column=sa.Column(sa.Date()))
     state: str = Field(default=SubjectState.PENDING.value, max_length=12)
     heap_request_id: int | None = Field(default=None, foreign_key="heap_requests.id", index=True)
     submitted_at: datetime | None = Field(default=None, sa_column=at_column())
