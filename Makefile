@@ -25,7 +25,8 @@ run: migrate
 	$(BIN)/desk serve
 
 ## A demo on http://127.0.0.1:8000: the Heap sandbox, demo accounts (two-factor off), a sample list.
-DEMO_ENV := DESK_DATABASE_URL=sqlite:///$(CURDIR)/instance/demo.db DESK_2FA_REQUIRED_ROLES= DESK_POLL_INTERVAL_SECONDS=60
+DEMO_ENV := DESK_DATABASE_URL=sqlite:///$(CURDIR)/instance/demo.db DESK_2FA_REQUIRED_ROLES= DESK_POLL_INTERVAL_SECONDS=60 \
+	DESK_HEAP_URL_ALLOWLIST=127.0.0.1:8765
 demo: install
 	@if [ ! -f instance/demo.db ]; then \
 		$(DEMO_ENV) $(BIN)/desk db upgrade && $(DEMO_ENV) $(BIN)/desk demo-seed; \

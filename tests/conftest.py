@@ -18,6 +18,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 from sandbox_fixtures import *  # noqa: F401,F403  (the Heap sandbox fixtures)
+from sandbox_fixtures import SANDBOX_ALLOWLIST
 from sqlalchemy.engine import make_url
 
 from webapp import create_app, migrations
@@ -120,6 +121,8 @@ def desk_env(database_url, tmp_path, monkeypatch) -> dict:
         "DESK_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "DESK_FINGERPRINT_KEY": "test-fingerprint-key-" + uuid.uuid4().hex,
         "DESK_SCHEDULER": "off",
+        # Subprocesses (schedulers, crash tests) read it here; `app` sets it for in-process.
+        "DESK_HEAP_URL_ALLOWLIST": ",".join(SANDBOX_ALLOWLIST),
     }
     for key in list(os.environ):
         if key.startswith("DESK_") and key not in env:
@@ -138,6 +141,9 @@ def app(desk_env, tmp_path):
             "INSTANCE_PATH": str(tmp_path / "instance"),
             "ARGON2_PARAMS": FAST_ARGON2,
             "DESK_HEAP_TIMEOUT": (2.0, 3.0),
+            # The sandboxes listen on 127.0.0.1 (a new port each): a loopback base URL is
+            # accepted only when listed. tests/security/test_base_urls.py narrows it.
+            "DESK_HEAP_URL_ALLOWLIST": list(SANDBOX_ALLOWLIST),
             "DESK_2FA_REQUIRED_ROLES": "",  # tests/accounts/test_two_factor.py turns it on
         }
     )

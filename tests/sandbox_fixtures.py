@@ -10,7 +10,18 @@ import pytest
 from webapp.heap import HeapClient
 from webapp.sandbox import SandboxServer, start_sandbox
 
-__all__ = ["FakeClock", "heap_client", "make_heap_client", "sandbox", "sandbox_clock"]
+__all__ = [
+    "SANDBOX_ALLOWLIST",
+    "FakeClock",
+    "heap_client",
+    "make_heap_client",
+    "sandbox",
+    "sandbox_as_heap",
+    "sandbox_clock",
+]
+
+# DESK_HEAP_URL_ALLOWLIST of the tests: the sandboxes listen on 127.0.0.1, on a new port each.
+SANDBOX_ALLOWLIST = ["127.0.0.1"]
 
 
 class FakeClock:
@@ -57,6 +68,7 @@ def make_heap_client(sandbox: SandboxServer) -> Iterator[Callable[..., HeapClien
             "backoff_base": 0.01,
             "backoff_max": 1.0,
             "max_attempts": 4,
+            "allowlist": list(SANDBOX_ALLOWLIST),
         }
         options.update(overrides)
         client = HeapClient(**options)
@@ -72,3 +84,15 @@ def make_heap_client(sandbox: SandboxServer) -> Iterator[Callable[..., HeapClien
 def heap_client(make_heap_client: Callable[..., HeapClient]) -> HeapClient:
     """A HeapClient talking to the `sandbox` fixture."""
     return make_heap_client()
+
+
+@pytest.fixture
+def sandbox_as_heap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The desk takes the sandbox's host for one of Heap's own, and keeps what it answers.
+
+    By default the sandbox is just another host, whose answers the desk reduces to their HTTP
+    status; tests of what the desk keeps of Heap's own texts (redacted) need this instead.
+    """
+    from webapp.heap import hosts
+
+    monkeypatch.setattr(hosts, "HEAP_HOSTNAMES", hosts.HEAP_HOSTNAMES | {"127.0.0.1"})

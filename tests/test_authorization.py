@@ -84,6 +84,9 @@ def test_authorization_matrix(matrix_app, make_user, role):
     assert checked > 20
 
 
+WRITING = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 @pytest.mark.parametrize("role", ["auditor", "officer", "admin"])
 def test_api_matrix_with_bearer_tokens(app, api_token, role):
     token = api_token(role)
@@ -99,6 +102,11 @@ def test_api_matrix_with_bearer_tokens(app, api_token, role):
             if needed is not None and not Role(role).allows(needed):
                 assert response.status_code == 403, (method, rule.rule, role)
                 assert response.json["error"]["code"] == "forbidden"
+            elif role == "auditor" and method in WRITING:
+                # Auditors' tokens have the read scope: no writing route, not even a
+                # harmless one (POST /audit/checkpoints: auditors sign one on the page).
+                assert response.status_code == 403, (method, rule.rule, role)
+                assert "write scope" in response.json["error"]["message"]
             else:
                 assert response.status_code not in {401, 403}, (method, rule.rule, role)
 

@@ -1,7 +1,8 @@
 """`desk serve --workers N` as a real process: gunicorn workers, the scheduler in or out of them.
 
 Each process test serves the test's own migrated database (SQLite, or PostgreSQL when the suite
-runs on it) on a free loopback port and asks /api/v1/health what it sees. The deployment examples
+runs on it) on a free loopback port and asks /api/v1/health what it sees (with an admin's token:
+anyone else is told only "ok" or "degraded"). The deployment examples
 in deploy/ are checked against the configuration they feed.
 """
 
@@ -86,6 +87,17 @@ def start(desk_env, tmp_path) -> Iterator[Callable[..., subprocess.Popen]]:
         stop(process)
 
 
+@pytest.fixture
+def health(api_token) -> Callable[[str], dict]:
+    """GET a health URL with an admin's token: the details (anyone else gets the status only)."""
+    headers = {"Authorization": f"Bearer {api_token('admin')}"}
+
+    def get(url: str) -> dict:
+        return requests.get(url, headers=headers, timeout=5).json()
+
+    return get
+
+
 def serve(start, tmp_path: Path, *, scheduler: str, workers: int = 2):
     """`desk serve --workers N`, once it answers: (process, health URL, its log)."""
     port = free_port()
@@ -108,10 +120,10 @@ def lease_row(app) -> SchedulerLease | None:
 
 
 @pytest.mark.slow
-def test_web_workers_without_a_scheduler_serve_and_hold_no_lease(app, start, tmp_path):
+def test_web_workers_without_a_scheduler_serve_and_hold_no_lease(app, start, tmp_path, health):
     process, url, log = serve(start, tmp_path, scheduler="off")
     for _ in range(6):  # spread over the workers: each answers from the same database
-        body = requests.get(url, timeout=5).json()
+        body = health(url)
         assert body["status"] == "ok" and body["database"]["at_head"]
     assert body["scheduler"]["mode"] == "off"
     assert body["scheduler"]["lease_holder"] is None
@@ -121,17 +133,19 @@ def test_web_workers_without_a_scheduler_serve_and_hold_no_lease(app, start, tmp
 
 
 @pytest.mark.slow
-def test_inprocess_scheduler_one_worker_holds_the_lease_and_hands_it_back(app, start, tmp_path):
+def test_inprocess_scheduler_one_worker_holds_the_lease_and_hands_it_back(
+    app, start, tmp_path, health
+):
     process, url, log = serve(start, tmp_path, scheduler="inprocess")
     workers = worker_pids(process.pid)
 
     def holder() -> str | None:
-        return requests.get(url, timeout=5).json()["scheduler"].get("lease_holder")
+        return health(url)["scheduler"].get("lease_holder")
 
     held_by = wait_for(holder, "no worker took the lease", process, log, START_TIMEOUT)
     pid = int(held_by.split(":")[1])
     assert pid in workers and pid != process.pid
-    body = requests.get(url, timeout=5).json()
+    body = health(url)
     assert "scheduler" in body, body
     scheduler = body["scheduler"]
     assert scheduler["mode"] == "inprocess" and scheduler["lease_valid"]
@@ -140,17 +154,17 @@ def test_inprocess_scheduler_one_worker_holds_the_lease_and_hands_it_back(app, s
 
 
 @pytest.mark.slow
-def test_a_separate_scheduler_process_works_for_web_workers(app, start, tmp_path):
+def test_a_separate_scheduler_process_works_for_web_workers(app, start, tmp_path, health):
     """The scaled layout: web workers with DESK_SCHEDULER=off and one `desk scheduler`."""
     scheduler = start("scheduler", scheduler="off", log="scheduler.log")
     process, url, log = serve(start, tmp_path, scheduler="off")
 
     def holder() -> str | None:
-        return requests.get(url, timeout=5).json()["scheduler"].get("lease_holder")
+        return health(url)["scheduler"].get("lease_holder")
 
     held_by = wait_for(holder, "the scheduler never took the lease", scheduler, log, START_TIMEOUT)
     assert int(held_by.split(":")[1]) == scheduler.pid
-    body = requests.get(url, timeout=5).json()
+    body = health(url)
     assert body["scheduler"]["last_tick_at"] is not None
     assert stop(scheduler) == 0
     assert stop(process) == 0

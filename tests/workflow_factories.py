@@ -20,6 +20,7 @@ from sqlmodel import select
 from webapp import environments
 from webapp.crypto import encrypt, subject_fingerprint
 from webapp.db import session_scope
+from webapp.erasure.manifest import Manifest
 from webapp.models import (
     Batch,
     BatchState,
@@ -97,6 +98,9 @@ def make_batch(
     uploaded_by = uploaded_by or make_uploader(app)
     received = date.today()
     with app.app_context(), session_scope(write=True) as session:
+        # The manifest of its subjects; past approval, the one its approver approved.
+        manifest = Manifest.of(subject_fingerprint(kind, value) for kind, value in subjects)
+        approved = state not in (BatchState.AWAITING_APPROVAL, BatchState.REJECTED)
         batch = Batch(
             environment_id=environment_id,
             state=state.value,
@@ -106,6 +110,9 @@ def make_batch(
             valid_count=len(subjects),
             uploaded_by=uploaded_by,
             approved_at=utcnow() if state != BatchState.AWAITING_APPROVAL else None,
+            manifest_count=manifest.count,
+            manifest_sha256=manifest.sha256,
+            approved_manifest_sha256=manifest.sha256 if approved else None,
         )
         session.add(batch)
         session.flush()

@@ -41,6 +41,9 @@ def create_app(test_config: dict | None = None) -> Flask:
         SESSION_COOKIE_NAME="desk_session",
         PERMANENT_SESSION_LIFETIME=app.config["DESK_SESSION_MAX_HOURS"] * 3600,
         MAX_CONTENT_LENGTH=app.config["DESK_UPLOAD_MAX_BYTES"] + 256 * 1024,
+        # A pasted list is a form field; Flask caps those at 500 kB unless told, which made a
+        # 10,000-row paste impossible. The paste is then held to the file's limit by intake.
+        MAX_FORM_MEMORY_SIZE=app.config["DESK_UPLOAD_MAX_BYTES"] + 256 * 1024,
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the server-side session
         JSON_SORT_KEYS=False,
     )

@@ -169,8 +169,9 @@ def users_create(email: str, role: str, password_stdin: bool) -> None:
     app = make_app()
     with app.app_context(), session_scope(write=True) as session:
         try:
+            # No account creates it: whoever runs the CLI holds the server, not a desk account.
             user = accounts.create_user(
-                session, actor="cli", email=email, password=password, role=role
+                session, actor="cli", email=email, password=password, role=role, created_by=None
             )
             session.commit()
         except accounts.AccountError as error:
@@ -186,7 +187,21 @@ def tokens() -> None:
 @tokens.command("create")
 @click.option("--email", required=True, help="The account the token acts as.")
 @click.option("--name", default="cli", show_default=True, help="What will use the token.")
-def tokens_create(email: str, name: str) -> None:
+@click.option(
+    "--scope",
+    type=click.Choice(api_tokens.SCOPES),
+    default=None,
+    help="read (GET only) or write; default write for officers and admins, read for auditors "
+    "(who cannot have write).",
+)
+@click.option(
+    "--days",
+    type=int,
+    default=api_tokens.DEFAULT_DAYS,
+    show_default=True,
+    help=f"How long the token works: 1 to {api_tokens.MAX_DAYS} days.",
+)
+def tokens_create(email: str, name: str, scope: str | None, days: int) -> None:
     """Create an API token and print it once."""
     app = make_app()
     with app.app_context(), session_scope(write=True) as session:
@@ -194,7 +209,9 @@ def tokens_create(email: str, name: str) -> None:
         if user is None or not user.is_active:
             raise click.ClickException(f"There is no active account {email}.")
         try:
-            raw = api_tokens.create_api_token(session, actor="cli", user=user, name=name)
+            raw = api_tokens.create_api_token(
+                session, actor="cli", user=user, name=name, scope=scope, days=days
+            )
         except accounts.AccountError as error:
             raise click.ClickException(str(error)) from None
     click.echo(raw)

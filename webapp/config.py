@@ -62,6 +62,33 @@ def _tsa_url(env: dict) -> str | None:
     return raw
 
 
+# `host` or `host:port`; IPv6 as `::1` or `[::1]:8765`.
+_ALLOWLIST_ENTRY = re.compile(
+    r"(\[[0-9a-f:.]+\]|[0-9a-f]*:[0-9a-f:.]*:[0-9a-f:.]*|[a-z0-9_.-]+)(:[0-9]{1,5})?"
+)
+
+
+def _heap_url_allowlist(env: dict) -> list[str]:
+    """DESK_HEAP_URL_ALLOWLIST: hosts (any port) or host:port pairs a base URL may point at.
+
+    Loopback and private-range hosts (the sandbox) are refused unless listed here.
+    """
+    entries = []
+    for raw in env.get("DESK_HEAP_URL_ALLOWLIST", "").split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        match = _ALLOWLIST_ENTRY.fullmatch(entry)
+        port = int(match.group(2)[1:]) if match and match.group(2) else None
+        if not match or (port is not None and not 1 <= port <= 65535):
+            raise ConfigError(
+                f"DESK_HEAP_URL_ALLOWLIST: {raw.strip()!r} is not a host or host:port "
+                "(e.g. 127.0.0.1:8765, heap-proxy.example.com)."
+            )
+        entries.append(entry)
+    return entries
+
+
 def _bool(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
@@ -221,7 +248,7 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
             + "."
         )
 
-    allowlist = [h.strip().lower() for h in env.get("DESK_HEAP_URL_ALLOWLIST", "").split(",")]
+    allowlist = _heap_url_allowlist(env)
     secure_cookies = _bool(env, "DESK_SECURE_COOKIES", False)
     return {
         "SECRET_KEY": values["DESK_SECRET_KEY"],
@@ -234,7 +261,9 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
         "DESK_POLL_INTERVAL_SECONDS": _int(env, "DESK_POLL_INTERVAL_SECONDS", 900, minimum=1),
         "DESK_SCHEDULER": scheduler,
         "DESK_RETENTION_DAYS": _int(env, "DESK_RETENTION_DAYS", 30, minimum=1),
-        "DESK_HEAP_URL_ALLOWLIST": [h for h in allowlist if h],
+        # 0: an approver's account may be any age (a trial on `make run` must not wait a day).
+        "DESK_APPROVER_MIN_AGE_HOURS": _int(env, "DESK_APPROVER_MIN_AGE_HOURS", 0),
+        "DESK_HEAP_URL_ALLOWLIST": allowlist,
         "DESK_HEAP_TIMEOUT": (
             float(_int(env, "DESK_HEAP_CONNECT_TIMEOUT_SECONDS", 5, minimum=1)),
             float(_int(env, "DESK_HEAP_READ_TIMEOUT_SECONDS", 30, minimum=1)),

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlmodel import Session
 
 from webapp.accounts import users as accounts
-from webapp.environments import EnvironmentInput, create_environment
+from webapp.environments import EnvironmentInput, EnvironmentInputError, create_environment
 from webapp.sandbox import DEFAULT_API_KEY, DEFAULT_APP_ID
 
 DEMO_PASSWORD = "demo desk passphrase 7319"  # noqa: S105 (printed for the demo, never production)
@@ -50,18 +50,22 @@ def seed(session: Session, *, sandbox_url: str, csv_path: Path) -> list[str]:
         raise DemoError("This database already has accounts: the demo seeds an empty one only.")
     for email, role in DEMO_ACCOUNTS:
         accounts.create_user(session, actor="demo", email=email, password=DEMO_PASSWORD, role=role)
-    session.commit()
-    create_environment(
-        session,
-        actor="demo",
-        data=EnvironmentInput(
-            name="Main Production (sandbox)",
-            app_id=DEFAULT_APP_ID,
-            base_url=sandbox_url,
-            main_production=True,
-            api_key=DEFAULT_API_KEY,
-            account_property="account_id",
-        ),
+    data = EnvironmentInput(
+        name="Main Production (sandbox)",
+        app_id=DEFAULT_APP_ID,
+        base_url=sandbox_url,
+        main_production=True,
+        api_key=DEFAULT_API_KEY,
+        account_property="account_id",
     )
+    try:
+        # A loopback base URL is accepted only when listed: `make demo` lists the sandbox.
+        create_environment(session, actor="demo", data=data)
+    except EnvironmentInputError as error:
+        session.rollback()
+        raise DemoError(
+            f"{error} `make demo` sets DESK_HEAP_URL_ALLOWLIST to the sandbox's host:port."
+        ) from None
+    session.commit()
     csv_path.write_text(sample_csv(), encoding="utf-8")
     return [email for email, _ in DEMO_ACCOUNTS]

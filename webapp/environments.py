@@ -9,7 +9,7 @@ from flask import current_app
 from sqlmodel import Session, select
 
 from webapp.crypto import DecryptionError, decrypt, encrypt, fingerprint
-from webapp.heap import HeapClient, HeapError, HeapURLNotAllowed, check_base_url
+from webapp.heap import HeapClient, HeapError, HeapURLNotAllowed, check_base_url, error_class
 from webapp.models import Environment, Region, utcnow
 from webapp.trail import audit
 
@@ -48,8 +48,8 @@ def _validate(data: EnvironmentInput) -> EnvironmentInput:
             check_base_url(base_url, current_app.config["DESK_HEAP_URL_ALLOWLIST"])
         except HeapURLNotAllowed as error:
             raise EnvironmentInputError(
-                f"This base URL is not allowed ({error}). An operator can permit another host "
-                "with DESK_HEAP_URL_ALLOWLIST."
+                f"This base URL is not allowed ({error}). An operator can permit a host with "
+                "DESK_HEAP_URL_ALLOWLIST (`host` or `host:port`, comma-separated)."
             ) from None
     account_property = (data.account_property or "").strip() or None
     if account_property and account_property.lower() == "id":
@@ -177,7 +177,12 @@ def heap_client(env: Environment, **options) -> HeapClient:
 
 
 def test_connection(session: Session, *, actor: str, environment_id: int) -> tuple[bool, str]:
-    """Fetch a token from Heap with the stored pair; audit the outcome (never the token)."""
+    """Fetch a token from Heap with the stored pair; audit the outcome (never the token).
+
+    The audit entry holds the HTTP status and a fixed error class: whatever the host answered
+    may be shown to the admin (and only Heap's own hosts have their text read at all), but it
+    never enters the audit trail.
+    """
     env = get_environment(session, environment_id)
     if not env.main_production or not env.api_key_encrypted:
         raise EnvironmentInputError(
@@ -185,13 +190,20 @@ def test_connection(session: Session, *, actor: str, environment_id: int) -> tup
         )
     env_id = env.id
     session.commit()  # never hold a transaction open across the HTTP call
+    answer: dict = {"http_status": None, "error_class": None}
     try:
-        heap_client(env).test_connection()
+        with heap_client(env) as client:
+            client.test_connection()
         ok, message = True, "Heap issued a token: the app_id and API key work."
+    except HeapURLNotAllowed as error:
+        ok, message = False, f"The desk did not connect: {error}."
+        answer = {"http_status": None, "error_class": error_class(error)}
     except HeapError as error:
         ok, message = False, f"Heap refused: {error}"
+        answer = {"http_status": error.status, "error_class": error_class(error)}
     except DecryptionError:
         ok = False
+        answer["error_class"] = "desk_error"
         message = (
             "The stored API key cannot be decrypted with DESK_ENCRYPTION_KEYS (was a key removed "
             "before `desk keys rotate`?). Enter the key again to replace it."
@@ -205,7 +217,7 @@ def test_connection(session: Session, *, actor: str, environment_id: int) -> tup
         action="environment.connection_tested",
         target_type="environment",
         target_id=env_id,
-        details={"ok": ok, "message": message},
+        details={"ok": ok, **answer} if not ok else {"ok": ok},
     )
     session.commit()
     log.info("connection test for environment %s: %s", env_id, "ok" if ok else "failed")

@@ -1,7 +1,13 @@
-"""Flask-WTF forms for accounts, environments and the audit page (CSRF on every one)."""
+"""Flask-WTF forms for accounts, environments and the audit page (CSRF on every one), and the
+checks every field of every request passes: text the desk can store, whole numbers in range."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from typing import Any
+
+from flask import abort, request
 from flask_wtf import CSRFProtect, FlaskForm
 from wtforms import (
     BooleanField,
@@ -24,7 +30,7 @@ from wtforms.validators import (
     ValidationError,
 )
 
-from webapp.models import Region, Role
+from webapp.models import MAX_ID, Region, Role
 
 ROLE_CHOICES = [SelectChoice(r.value, r.value.capitalize()) for r in Role]
 PASSWORD_HELP = "At least 12 characters. A long phrase is easiest to remember."  # noqa: S105
@@ -34,6 +40,116 @@ PASSWORD_LENGTH = Length(
 
 # CSRF on every form and POST; created unbound and bound in create_app with init_app.
 csrf = CSRFProtect()
+
+# PostgreSQL cannot store NUL in text; a lone UTF-16 surrogate (half of a pair, which JSON's
+# "\ud800" escape can carry) is no character at all and cannot even be encoded as UTF-8, so
+# storing, logging or showing it fails. No field of the desk has a use for either.
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
+
+class UnfitInput(ValueError):
+    """A query argument the desk cannot take; the message says which and why."""
+
+
+def unstorable_text(value: Any) -> str | None:
+    """What makes any text in `value` (a string, or JSON's dicts and lists, keys included)
+    unstorable, as a message for the person who sent it; None when all of it is fine.
+
+    The one check of forms, query strings and JSON bodies. Iterative: a body may be as deeply
+    nested as the JSON parser allows.
+    """
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            found = _UNSTORABLE.search(item)
+            if found is None:
+                continue
+            char = found.group()
+            if char == "\x00":
+                return (
+                    "A field of the request contains a NUL character (\\u0000): text must not "
+                    "contain NUL characters. Remove it and try again."
+                )
+            return (
+                f"A field of the request contains a lone UTF-16 surrogate (\\u{ord(char):04x}), "
+                "half of a character's encoding: text must be valid Unicode. "
+                "Remove it and try again."
+            )
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return None
+
+
+_ASCII_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Python's Unicode database gives control characters no names; these are the ones people meet.
+_CONTROL_NAMES = {
+    0x00: "NULL",
+    0x09: "CHARACTER TABULATION",
+    0x0A: "LINE FEED",
+    0x0B: "LINE TABULATION",
+    0x0C: "FORM FEED",
+    0x0D: "CARRIAGE RETURN",
+    0x1B: "ESCAPE",
+    0x7F: "DELETE",
+    0x85: "NEXT LINE",
+}
+
+
+def hidden_character(text: str) -> str | None:
+    """The first control (Cc) or invisible format (Cf) character in an identifier, described
+    without quoting the text: "control characters (U+0009 CHARACTER TABULATION at position 4)"
+    or "an invisible character U+200B ZERO WIDTH SPACE at position 6"; None if there is none.
+
+    Zero-width characters and bidi overrides make look-alikes of real identities: shown on a
+    page, `alice\u200b@…` and `alice@…` cannot be told apart (uploads and corrections share
+    this rule).
+    """
+    if text.isascii():  # the common case, fast: 10,000 rows pass here per upload
+        found = _ASCII_CONTROL.search(text)
+        if found is None:
+            return None
+        index = found.start()
+    else:
+        category = unicodedata.category
+        index = next((i for i, ch in enumerate(text) if category(ch) in ("Cc", "Cf")), -1)
+        if index < 0:
+            return None
+    char = text[index]
+    label = f"U+{ord(char):04X} {unicodedata.name(char, _CONTROL_NAMES.get(ord(char), ''))}"
+    where = f"{label.rstrip()} at position {index + 1}"
+    if unicodedata.category(char) == "Cc":
+        return f"control characters ({where})"
+    return f"an invisible character {where}"
+
+
+def whole_number(
+    name: str, default: int | None = None, *, minimum: int = 0, maximum: int = MAX_ID
+) -> int | None:
+    """The query argument `name` as a whole number in [minimum, maximum], or UnfitInput.
+
+    The bound keeps a number past the database's integers (which would be a 500) out of
+    every query; pages and the API share it.
+    """
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return default
+    # Length first: int() of thousands of digits is slow, and refused past 4,300.
+    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(maximum))
+    if not digits or not minimum <= int(raw) <= maximum:
+        raise UnfitInput(f"'{name}' must be a whole number from {minimum} to {maximum}.")
+    return int(raw)
+
+
+def page_number(name: str, default: int | None = None, **bounds: int) -> int | None:
+    """whole_number() for a page: an unfit value is a 400 page that names it."""
+    try:
+        return whole_number(name, default, **bounds)
+    except UnfitInput as error:
+        abort(400, str(error))
 
 
 class SetupForm(FlaskForm):

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 import sqlmodel  # noqa: F401  (autogenerate renders sqlmodel.sql.sqltypes.AutoString; PITFALLS.md #9)
 import webapp.models  # noqa: F401  (custom column types such as UTCDateTime)
 
+from webapp.erasure.deadlines import due_on
 from webapp.erasure.manifest import manifest_sha256
 
 
@@ -77,6 +78,40 @@ def upgrade() -> None:
                 "approved_manifest_sha256 = :approved WHERE id = :batch"
             ),
             {"count": len(fingerprints), "digest": digest, "approved": approved, "batch": batch_id},
+        )
+
+    _backfill_extension_days(bind)
+
+
+def _backfill_extension_days(bind) -> None:
+    """The day each existing extension was recorded, from the audit trail's own entries.
+
+    The first extension recorded after the first month ended is the one that counts (a later
+    one never hides it); otherwise the latest extension's day.
+    """
+    extended = bind.execute(
+        sa.text("SELECT id, received_on FROM subjects WHERE extension_months > 0")
+    ).all()
+    for subject_id, received_on in extended:
+        if isinstance(received_on, str):  # SQLite hands back text
+            received_on = datetime.strptime(received_on, "%Y-%m-%d").date()
+        days = [
+            datetime.fromisoformat(at.replace("Z", "+00:00")).date()
+            for at in bind.execute(
+                sa.text(
+                    "SELECT at FROM audit_entries WHERE action = 'subject.deadline_extended' "
+                    "AND target_type = 'subject' AND target_id = :id ORDER BY seq"
+                ),
+                {"id": str(subject_id)},
+            ).scalars()
+        ]
+        if not days:
+            continue
+        first_due = due_on(received_on)
+        late = [day for day in days if day > first_due]
+        bind.execute(
+            sa.text("UPDATE subjects SET extension_recorded_on = :day WHERE id = :id"),
+            {"day": late[0] if late else days[-1], "id": subject_id},
         )
 
 

@@ -78,8 +78,10 @@ def test_token_created_in_the_ui_is_shown_once(client, auth, login_as):
     assert "Copy this token now" not in client.get("/account/tokens").get_data(as_text=True)
 
 
-def test_health_reports_database_and_migrations(client, make_user):
-    body = client.get("/api/v1/health").json
+def test_health_reports_database_and_migrations(client, api_token):
+    assert client.get("/api/v1/health").json == {"status": "ok"}  # details need an admin
+    headers = {"Authorization": f"Bearer {api_token('admin')}"}
+    body = client.get("/api/v1/health", headers=headers).json
     assert body["database"]["ok"] and body["database"]["at_head"]
     assert body["status"] == "ok"
     assert "lease_holder" in body["scheduler"]

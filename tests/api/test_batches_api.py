@@ -134,7 +134,10 @@ def test_reject_cancel_retry_over_the_api(app, api, api_token, env_id):
     assert (response.status_code, response.json["state"]) == (200, "rejected")
     assert response.json["rejection_reason"] == "duplicate ticket"
     response = uploader.post(f"/batches/{second}/cancel")
+    assert response.status_code == 400 and "reason" in response.json["error"]["message"]
+    response = uploader.post(f"/batches/{second}/cancel", json={"reason": "sent twice"})
     assert (response.status_code, response.json["state"]) == (200, "cancelled")
+    assert response.json["cancel_reason"] == "sent twice"
     response = uploader.post(f"/batches/{second}/retry")
     assert response.status_code == 409
     assert reviewer.post("/batches/999/approve").status_code == 404

@@ -188,7 +188,9 @@ def test_preview_sends_nothing(client, sandbox, heap_env, officer, auditor):
     assert client.get("/api/v1/corrections", headers=auditor).json["corrections"] == []
 
 
-def test_heap_failure_is_a_recorded_outcome_and_can_be_retried(client, sandbox, heap_env, officer):
+def test_heap_failure_is_a_recorded_outcome_and_can_be_retried(
+    client, sandbox, heap_env, officer, sandbox_as_heap
+):
     sandbox.add_faults({"kind": "400", "path": "/api/v1/identify", "message": "Rejected"})
     body = {"environment_id": heap_env, "user_id": "1", "identity": "ann"}
     response = client.post("/api/v1/corrections/identify", json=body, headers=officer)

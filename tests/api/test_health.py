@@ -1,4 +1,7 @@
-"""GET /api/v1/health: database, migrations, the scheduler lease, and how fresh polling is."""
+"""GET /api/v1/health: database, migrations, the scheduler lease, and how fresh polling is.
+
+The details are an admin's (tests/security/test_health.py: anyone else gets the status only).
+"""
 
 from __future__ import annotations
 
@@ -20,8 +23,14 @@ def _no_heap(users) -> str:
     return uuid.uuid4().hex
 
 
-def test_health_without_heap_requests_reports_no_poll_yet(client):
-    body = client.get("/api/v1/health").json
+def _details(client, api_token) -> dict:
+    return client.get(
+        "/api/v1/health", headers={"Authorization": f"Bearer {api_token('admin')}"}
+    ).json
+
+
+def test_health_without_heap_requests_reports_no_poll_yet(client, api_token):
+    body = _details(client, api_token)
     assert body["status"] == "ok"
     scheduler = body["scheduler"]
     assert scheduler["mode"] == "off"
@@ -30,7 +39,7 @@ def test_health_without_heap_requests_reports_no_poll_yet(client):
     assert scheduler["open_heap_requests"] == 0
 
 
-def test_health_reports_the_age_of_the_last_poll_and_open_requests(app, client, env_id):
+def test_health_reports_the_age_of_the_last_poll_and_open_requests(app, client, env_id, api_token):
     batch_id = make_accepted_chunks(app, None, env_id, chunks=3, create=_no_heap)
     now = utcnow()
     with app.app_context(), session_scope(write=True) as session:
@@ -52,7 +61,7 @@ def test_health_reports_the_age_of_the_last_poll_and_open_requests(app, client, 
         )
         acquire_lease(session, holder="host-a:123:abc", ttl_seconds=60)
 
-    scheduler = client.get("/api/v1/health").json["scheduler"]
+    scheduler = _details(client, api_token)["scheduler"]
     assert scheduler["lease_holder"] == "host-a:123:abc"
     assert scheduler["open_heap_requests"] == 2
     assert 5 * 60 - 5 <= scheduler["last_poll_age_seconds"] <= 5 * 60 + 30

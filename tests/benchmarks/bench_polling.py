@@ -46,7 +46,13 @@ def _app(folder: Path):
     migrations.upgrade(url)
     saved = {key: os.environ.pop(key) for key in list(os.environ) if key.startswith("DESK_")}
     try:
-        return create_app({"INSTANCE_PATH": str(folder / "instance"), "DATABASE_URL": url})
+        return create_app(
+            {
+                "INSTANCE_PATH": str(folder / "instance"),
+                "DATABASE_URL": url,
+                "DESK_HEAP_URL_ALLOWLIST": ["127.0.0.1"],  # the local sandbox stands in for Heap
+            }
+        )
     finally:
         os.environ.update(saved)
 
@@ -119,7 +125,12 @@ def run() -> list[dict]:
                 ids.append(client.delete_users(users).deletion_request_id)
                 return ids[-1]
 
-            with HeapClient(app_id=heap.app_id, api_key=heap.api_key, base_url=heap.url) as client:
+            with HeapClient(
+                app_id=heap.app_id,
+                api_key=heap.api_key,
+                base_url=heap.url,
+                allowlist=["127.0.0.1"],  # the local sandbox (DESK_HEAP_URL_ALLOWLIST)
+            ) as client:
                 per_batch = REQUESTS // BATCHES
                 for number in range(BATCHES):
                     make_accepted_chunks(

@@ -140,7 +140,10 @@ def test_the_sandbox_limiter_is_on(heap_client):
     for _ in range(30):
         heap_client.add_user_properties(identity="ann", properties={"n": 1})
     single_try = heap_client.__class__(
-        app_id=heap_client.app_id, base_url=heap_client.hosts.ingestion, max_attempts=1
+        app_id=heap_client.app_id,
+        base_url=heap_client.hosts.ingestion,
+        max_attempts=1,
+        allowlist=["127.0.0.1"],
     )
     with single_try, pytest.raises(HeapRateLimited):
         single_try.add_user_properties(identity="ann", properties={"n": 1})

@@ -191,7 +191,7 @@ LONG = "x" * 1024
 )
 def test_rules_are_refused_with_a_plain_message(family, data, message):
     # Planning is pure (no database, no HTTP): each rule is checked without a desk around it.
-    client = HeapClient(app_id="3000610572", base_url="http://127.0.0.1:9")
+    client = HeapClient(app_id="3000610572", base_url="http://127.0.0.1:9", allowlist=["127.0.0.1"])
     with client, pytest.raises(CorrectionInputError) as refused:
         plan(client, family, data, account_property="account_id")
     assert message in str(refused.value)
@@ -352,7 +352,7 @@ def test_heap_is_called_outside_any_transaction(app, sandbox, heap_env, sandbox_
     assert seen == [False, "sending"]
 
 
-def test_a_failed_call_is_recorded_and_can_be_retried(app, sandbox, heap_env):
+def test_a_failed_call_is_recorded_and_can_be_retried(app, sandbox, heap_env, sandbox_as_heap):
     sandbox.add_faults({"kind": "400", "path": "/api/track", "message": "Bad event"})
     data = {"event": "Upgrade", "identity": "ann@example.org", "user_properties": {"plan": "pro"}}
     correction = send(app, heap_env, "events", data)
@@ -370,7 +370,9 @@ def test_a_failed_call_is_recorded_and_can_be_retried(app, sandbox, heap_env):
     assert actions[-2:] == ["correction.retry_requested", "correction.retried"]
 
 
-def test_heap_messages_are_stored_without_the_values_they_echo(app, sandbox, heap_env):
+def test_heap_messages_are_stored_without_the_values_they_echo(
+    app, sandbox, heap_env, sandbox_as_heap
+):
     message = "identity ann.echo@example.org has a bad property plan=platinum-plus"
     sandbox.add_faults({"kind": "400", "path": "/api/add_user_properties", "message": message})
     data = {"identity": "ann.echo@example.org", "properties": {"plan": "platinum-plus"}}

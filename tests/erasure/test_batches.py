@@ -168,7 +168,7 @@ def test_withdrawn_batches_do_not_count_as_requested(app, make_user, upload):
     cancelled = upload(officer, "user_id\n2\n")
     with app.app_context(), session_scope(write=True) as session:
         batches.reject(session, actor=reviewer, batch_id=rejected, reason="wrong list")
-        batches.cancel(session, actor=officer, batch_id=cancelled)
+        batches.cancel(session, actor=officer, batch_id=cancelled, reason="wrong file")
     again = upload(officer, "user_id\n1\n2\n")
     assert [r.classification for r in _subjects(app, again)] == ["valid", "valid"]
 
@@ -192,18 +192,24 @@ def test_already_requested_people_are_sent_when_the_earlier_batch_is_withdrawn(
     ]
     with app.app_context(), session_scope(write=True) as session:
         batches.reject(session, actor=reviewer, batch_id=first, reason="wrong list")
-    _approve(app, reviewer, second)
+    _approve(app, reviewer, second)  # approves {y@}: the manifest of the upload
     with app.app_context(), session_scope(write=True) as session:
         assert start_batch(session, approved, now=utcnow(), size=10)
+        # x@ is held by no other batch any more: taken back, which changes what would be sent,
+        # so nothing is sent and the batch needs a new approval.
+        assert not start_batch(session, second, now=utcnow(), size=10)
+        assert session.get(Batch, second).state == "awaiting_approval"
+    _approve(app, reviewer, second)
+    with app.app_context(), session_scope(write=True) as session:
         assert start_batch(session, second, now=utcnow(), size=10)
     rows = _subjects(app, second)
-    # x@ is covered by no approved batch any more: sent now. kept@ is in an approved batch.
+    # kept@ is in an approved batch: still skipped.
     assert [(r.classification, r.heap_request_id is not None) for r in rows] == [
         ("valid", True),
         ("valid", True),
         ("already_requested", False),
     ]
-    assert "not approved" in rows[0].warning
+    assert "withdrawn" in rows[0].warning
 
 
 def _approve(app, actor, batch_id, **kw):
@@ -257,15 +263,19 @@ def test_cancel_only_before_submission(app, make_user, upload, state):
         session.get(Batch, batch_id).state = state
         session.commit()
         with pytest.raises(batches.WrongState, match="cannot|can be cancelled"):
-            batches.cancel(session, actor=officer, batch_id=batch_id)
+            batches.cancel(session, actor=officer, batch_id=batch_id, reason="wrong file")
 
 
-def test_cancel_after_approval_by_any_officer(app, make_user, upload):
-    uploader, approver, other = make_user("officer"), make_user("officer"), make_user("officer")
+def test_cancel_after_approval_by_an_admin_only(app, make_user, upload):
+    uploader, approver, admin = make_user("officer"), make_user("officer"), make_user("admin")
     batch_id = upload(uploader, "user_id\n1\n")
     _approve(app, approver, batch_id)
     with app.app_context(), session_scope(write=True) as session:
-        assert batches.cancel(session, actor=other, batch_id=batch_id).state == "cancelled"
+        for officer in (uploader, approver):
+            with pytest.raises(batches.NotAllowed, match="only an admin"):
+                batches.cancel(session, actor=officer, batch_id=batch_id, reason="not needed")
+        batch = batches.cancel(session, actor=admin, batch_id=batch_id, reason="not needed")
+    assert (batch.state, batch.cancel_reason) == ("cancelled", "not needed")
 
 
 def test_retry_only_for_failed_or_waiting_batches(app, make_user, upload, monkeypatch):
@@ -380,8 +390,15 @@ def test_reject_and_cancel_from_the_page(app, client, auth, make_user, upload):
     assert "Give the reason." in _page(client, response.location)
     response = auth.post(f"/batches/{first}/reject", {"reason": "Not ours"}, form_page=page_path)
     assert "Reason: Not ours" in _page(client, response.location)
-    response = auth.post(f"/batches/{second}/cancel", form_page=f"/batches/{second}")
-    assert "Cancelled</strong> by" in _page(client, response.location)
+    response = auth.post(f"/batches/{second}/cancel", {"reason": "x"}, form_page=page_path)
+    assert "Only the officer who uploaded this batch" in _page(client, response.location)
+    auth.logout()
+    auth.login(uploader)
+    response = auth.post(
+        f"/batches/{second}/cancel", {"reason": "Sent twice"}, form_page=f"/batches/{second}"
+    )
+    page = _page(client, response.location)
+    assert "Cancelled</strong> by" in page and "Reason: Sent twice" in page
 
 
 def test_auditor_and_anonymous_cannot_act(app, client, auth, make_user, upload, env_id):
@@ -532,7 +549,7 @@ def test_a_batch_already_sent_in_part_cannot_be_cancelled(app, make_user, upload
     from webapp.erasure.lifecycle import start_batch
     from webapp.models import Batch, utcnow
 
-    uploader, reviewer = make_user("officer"), make_user("officer")
+    uploader, reviewer, admin = make_user("officer"), make_user("officer"), make_user("admin")
     batch_id = upload(uploader, "user_id\n1\n2\n")
     _approve(app, reviewer, batch_id)
     with app.app_context(), session_scope(write=True) as session:
@@ -540,4 +557,4 @@ def test_a_batch_already_sent_in_part_cannot_be_cancelled(app, make_user, upload
         session.get(Batch, batch_id).state = "approved"  # as submission.retry_failed leaves it
         session.commit()
         with pytest.raises(batches.WrongState, match="already \\(partly\\) sent"):
-            batches.cancel(session, actor=uploader, batch_id=batch_id)
+            batches.cancel(session, actor=admin, batch_id=batch_id, reason="stop it")

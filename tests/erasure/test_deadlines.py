@@ -145,7 +145,7 @@ def test_at_risk_lists_overdue_and_due_soon_but_not_withdrawn_batches(
     from webapp.erasure import batches
 
     with app.app_context(), session_scope(write=True) as session:
-        batches.cancel(session, actor=officer, batch_id=withdrawn)
+        batches.cancel(session, actor=officer, batch_id=withdrawn, reason="sent twice")
     with app.app_context(), session_scope(write=False) as session:
         risk = deadlines.at_risk(session, today=today)
     assert (risk.overdue, risk.due_soon) == (1, 1)

@@ -186,7 +186,9 @@ def _heap_holds(heap) -> set[str]:
 
 
 @pytest.mark.timeout(120)
-def test_a_10000_subject_batch_under_random_heap_faults_loses_nothing(app, monkeypatch):
+def test_a_10000_subject_batch_under_random_heap_faults_loses_nothing(
+    app, monkeypatch, sandbox_as_heap
+):
     """20 requests of 500 while 30 % of Heap calls fail at random, after scripted faults."""
     app.config.update(
         DESK_CHUNK_SIZE=CHUNK,

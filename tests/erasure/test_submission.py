@@ -329,7 +329,7 @@ def test_a_sigkill_between_post_and_record_loses_nothing(app, sandbox, env_id, t
 
 
 def test_a_400_fails_the_request_without_leaking_identifiers_then_retry_sends_it(
-    app, sandbox, env_id
+    app, sandbox, env_id, sandbox_as_heap
 ):
     batch_id = make_batch(app, env_id, identifiers(9))
     sandbox.add_faults(

@@ -149,7 +149,11 @@ def test_an_empty_trail_has_nothing_to_sign(app, signing_key_env):
 
 def test_api_signs_lists_and_publishes_the_key(chain, client, api_token):
     headers = {"Authorization": f"Bearer {api_token('auditor')}"}
-    created = client.post("/api/v1/audit/checkpoints", headers=headers)
+    # An auditor's token reads only (signing stays open to auditors on the Checkpoints page).
+    refused = client.post("/api/v1/audit/checkpoints", headers=headers)
+    assert refused.status_code == 403 and "write" in refused.json["error"]["message"]
+    writer = {"Authorization": f"Bearer {api_token('officer')}"}
+    created = client.post("/api/v1/audit/checkpoints", headers=writer)
     assert created.status_code == 201
     body = created.json
     listed = client.get("/api/v1/audit/checkpoints", headers=headers).json

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from email.utils import format_datetime
@@ -22,6 +23,7 @@ from webapp.heap import (
     HeapOutcomeUnknown,
     HeapRateLimited,
     HeapUnavailable,
+    HeapURLNotAllowed,
     parse_error_message,
 )
 from webapp.heap.backoff import full_jitter, parse_retry_after, request_was_sent
@@ -49,6 +51,14 @@ def wait_until(predicate, timeout: float = 2.0) -> None:
 
 
 # ----- tokens -------------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _sandbox_plays_heap(sandbox_as_heap):
+    """These tests read Heap's answers: the sandbox stands for Heap's own host here.
+
+    `test_a_host_that_is_not_heaps_is_reduced_to_its_status` shows the default.
+    """
+
+
 def test_fetch_token_uses_basic_auth_and_caches(sandbox, heap_client):
     token = heap_client.fetch_token()
     assert token and isinstance(token, str)
@@ -419,6 +429,53 @@ def test_unexpected_answers_map_to_typed_errors(
     with pytest.raises(error) as info:
         client.fetch_token()
     assert message in info.value.message and info.value.status == status
+
+
+def test_a_host_that_is_not_heaps_is_reduced_to_its_status(sandbox, make_heap_client, monkeypatch):
+    from webapp.heap import hosts
+
+    monkeypatch.setattr(hosts, "HEAP_HOSTNAMES", frozenset({"heapanalytics.com"}))
+    client = make_heap_client(api_key="not-the-key", max_attempts=1)
+    assert client.answers_are_heaps is False
+    with pytest.raises(HeapAuthError) as info:
+        client.fetch_token()
+    assert (
+        info.value.message == "Heap auth_token was refused (HTTP 401): the server answered HTTP 401"
+    )
+    assert info.value.status == 401
+    sandbox.add_faults({"kind": "respond", "body": "SOMEONE ELSE'S TEXT", "path": "identify"})
+    assert make_heap_client().identify(user_id=1, identity="a@example.com").body == ""
+
+
+def test_answers_shaped_unlike_heaps_ids_are_not_taken(sandbox, heap_client):
+    body = '{"deletion_request_id": "José García", "status": "pending"}'
+    sandbox.add_faults({"kind": "respond", "status": 201, "body": body, "path": "user_deletion"})
+    with pytest.raises(HeapOutcomeUnknown, match="not shaped like one"):
+        heap_client.delete_users([{"user_id": 1}])
+    body = json.dumps(
+        {"deletion_request_id": "abc-1", "status": "<b>José</b>", "deletion_request_location": "x"}
+    )
+    sandbox.add_faults({"kind": "respond", "status": 201, "body": body, "path": "user_deletion"})
+    accepted = heap_client.delete_users([{"user_id": 1}])
+    assert (accepted.status, accepted.location) == ("pending", None)
+
+
+def test_every_connection_goes_through_the_address_guard(make_heap_client, monkeypatch):
+    import socket
+
+    asked = []
+    real = socket.getaddrinfo
+
+    def resolve(host, port, *args, **kwargs):
+        asked.append((host, port))
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    client = make_heap_client()
+    client.fetch_token()
+    assert asked and asked[0][0] == "127.0.0.1"
+    with pytest.raises(HeapURLNotAllowed, match="loopback"):
+        make_heap_client(allowlist=["127.0.0.1:1"])  # the sandbox's port is not listed
 
 
 def test_redirects_are_not_followed(sandbox, heap_client):

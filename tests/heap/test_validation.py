@@ -382,7 +382,17 @@ def test_eu_client_sends_ingestion_and_deletion_to_different_hosts():
     ],
 )
 def test_allowed_base_urls(url):
-    assert check_base_url(url, ["heap-proxy.internal.example"]) == url.rstrip("/")
+    listed = ["heap-proxy.internal.example", "127.0.0.1:8765", "127.8.9.10", "localhost", "::1"]
+    assert check_base_url(url, listed) == url.rstrip("/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8765", "http://localhost:8765/", "http://[::1]:8765", "http://10.1.1.1"],
+)
+def test_loopback_and_private_base_urls_need_listing(url):
+    with pytest.raises(HeapURLNotAllowed, match="DESK_HEAP_URL_ALLOWLIST"):
+        check_base_url(url, ["heap-proxy.internal.example"])
 
 
 @pytest.mark.parametrize(
@@ -404,7 +414,7 @@ def test_allowed_base_urls(url):
 )
 def test_refused_base_urls(url, reason):
     with pytest.raises(HeapURLNotAllowed, match=reason):
-        check_base_url(url, ["heap-proxy.internal.example"])
+        check_base_url(url, ["heap-proxy.internal.example", "127.0.0.1"])
 
 
 def test_client_refuses_a_base_url_outside_the_allowlist():

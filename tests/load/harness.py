@@ -91,6 +91,7 @@ def desk_settings(database_url: str) -> dict[str, str]:
         "DESK_FINGERPRINT_KEY": secrets.token_urlsafe(48),
         "DESK_SIGNING_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         "DESK_SCHEDULER": "off",
+        "DESK_HEAP_URL_ALLOWLIST": "127.0.0.1",  # the local sandbox stands in for Heap
         "DESK_2FA_REQUIRED_ROLES": "",  # the load accounts sign in with a password only
     }
 

@@ -298,6 +298,23 @@ def test_status_faults_and_retry_after_header(heap, sandbox):
     assert heap.get("/api/public/v0/deletion_status/x").json() == {"error": {"message": "nope"}}
 
 
+def test_a_400_can_echo_the_users_it_refuses(heap, sandbox):
+    users = [{"identity": "José  García@example.com"}, {"user_id": 7000123}]
+    sandbox.add_faults(
+        {"kind": "400", "path": "/user_deletion", "shape": "error", "echo": True},
+        {"kind": "400", "path": "/api/track", "message": "bad", "echo": True},
+    )
+    refused = heap.post("/api/public/v0/user_deletion", {"users": users}, headers=heap.bearer())
+    assert refused.status_code == 400
+    # As an API would: the users as JSON, non-ASCII escaped (so the wire carries `\\u00e9`).
+    assert refused.json() == {"error": f"Sandbox fault: {json.dumps(users)}"}
+    assert "Jos\\\\u00e9  Garc\\\\u00eda" in refused.text
+    event = {"app_id": APP_ID, "event": "e", "identity": "ann"}
+    assert heap.post("/api/track", event).text == 'bad: {"event": "e", "identity": "ann"}'
+    bad = heap.post("/_sandbox/faults", {"kind": "400", "echo": "yes"})
+    assert bad.status_code == 400 and "echo must be true or false" in bad.text
+
+
 def test_latency_knob(heap, sandbox):
     sandbox.configure(latency_ms=200)
     started = time.monotonic()

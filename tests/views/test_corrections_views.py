@@ -254,7 +254,7 @@ def test_auditor_sees_fingerprints_not_values(app, client, auth, login_as, make_
     assert "Link user to account" in client.get("/corrections").get_data(as_text=True)
 
 
-def test_retry_from_the_detail_page(app, client, auth, sandbox, officer, heap_env):
+def test_retry_from_the_detail_page(app, client, auth, sandbox, officer, heap_env, sandbox_as_heap):
     sandbox.add_faults({"kind": "400", "path": "/api/add_account_properties", "message": "Nope"})
     data = {"environment_id": heap_env, "account_id": "acme", "properties-0-key": "tier",
             "properties-0-value": "gold"}  # fmt: skip

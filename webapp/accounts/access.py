@@ -15,6 +15,7 @@ from webapp.accounts import sessions as login_sessions
 from webapp.accounts import tokens as api_tokens
 from webapp.accounts import users as accounts
 from webapp.db import close_session, get_session, session_scope
+from webapp.forms import unstorable_text
 from webapp.models import ApiToken, LoginSession, Role, User, utcnow
 
 # Created unbound; `init_app` binds it to the app (microblog's pattern).
@@ -40,6 +41,8 @@ class Principal(UserMixin):
     session_id: int | None = None
     session_token: str | None = None
     via: str = "session"
+    # The API token's scope ("read" or "write"); None for a signed-in person.
+    scope: str | None = None
 
     def get_id(self) -> str | None:
         # Flask-Login keeps this in the cookie: the server-side session's token, so that
@@ -115,20 +118,47 @@ def load_api_user(req) -> Principal | None:
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         return None
-    found = api_tokens.user_for_api_token(get_session(), raw.strip())
+    try:
+        found = api_tokens.user_for_api_token(get_session(), raw.strip())
+    except api_tokens.TokenRefused as refused:
+        g.desk_token_refused = str(refused)  # the 401 says why (see unauthorized)
+        return None
     if found is None:
         return None
     user, token = found
     _touch(token, "last_used_at")
-    return Principal.of(user, via="token")
+    return Principal.of(user, via="token", scope=token.scope)
 
 
 @login_manager.unauthorized_handler
 def unauthorized():
     """Pages send people to sign in; the API answers 401."""
     if is_api_request():
+        refused = g.get("desk_token_refused")
+        if refused:
+            abort(401, refused)
         abort(401)
     return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+
+
+READING_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+def require_write_scope():
+    """Every API request that may change something needs a token with the `write` scope.
+
+    Checked for the whole API before any view (api/blueprint.py), so no writing route can
+    forget it; requests without a valid token go on to the view's own 401.
+    """
+    if request.method in READING_METHODS or not current_user.is_authenticated:
+        return None
+    if current_user.scope is not None and current_user.scope != "write":
+        abort(
+            403,
+            f"This API token has the {current_user.scope} scope; {request.method} requests "
+            "need a token with the write scope. Create one on the API tokens page.",
+        )
+    return None
 
 
 def role_required(role: Role | str):
@@ -184,20 +214,18 @@ def set_security_headers(response):
     return response
 
 
-def refuse_nul_characters():
-    """No query or form field of the desk takes a NUL character: refuse it before any view.
+def refuse_unstorable_text():
+    """No query or form field of the desk takes a NUL or a lone surrogate: refuse it before
+    any view, with the message JSON bodies get from api.common.json_body (forms.unstorable_text).
 
     PostgreSQL cannot store NUL in text (a crafted field would otherwise be a 500 there and
-    accepted on SQLite); JSON bodies are checked the same way in api.common.json_body.
+    accepted on SQLite), and a lone surrogate cannot be encoded at all.
     """
     for fields in (request.args, request.form):
         for key, value in fields.items(multi=True):
-            if "\x00" in key or "\x00" in value:
-                abort(
-                    400,
-                    "A field of the request contains a NUL character (\\0), which the "
-                    "desk never accepts. Remove it and try again.",
-                )
+            problem = unstorable_text(key) or unstorable_text(value)
+            if problem:
+                abort(400, problem)
 
 
 SETUP_OPEN_ENDPOINTS = {"auth.setup", "static", "api.health", "api.openapi"}
@@ -229,7 +257,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = None  # the server-side session row does this job
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"
-    app.before_request(refuse_nul_characters)
+    app.before_request(refuse_unstorable_text)
     app.before_request(require_setup)
     app.after_request(set_security_headers)
     app.teardown_appcontext(write_touches)

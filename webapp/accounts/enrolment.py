@@ -68,7 +68,9 @@ def begin_enrolment(session: Session, *, user_id: int, password: str | None = No
     password was checked moments before (the pending second-factor marker attests it).
     """
     user = signing_user(session, user_id)
-    if password is not None and not accounts.password_matches(user, password):
+    if password is not None and not accounts.password_matches(
+        user, password, where="two_factor_setup"
+    ):
         raise TwoFactorError("The current password is wrong.")
     row = session.get(UserTotp, user_id)
     if row is not None and row.confirmed_at is not None:
@@ -122,8 +124,10 @@ def enrol_and_sign_in(
     return signed_in, codes
 
 
-def _reauthenticate(session: Session, user: User, password: str, code: str | None, ip: str):
-    if not accounts.password_matches(user, password):
+def _reauthenticate(
+    session: Session, user: User, password: str, code: str | None, ip: str, *, where: str
+):
+    if not accounts.password_matches(user, password, where=where, ip=ip):
         raise TwoFactorError("The current password is wrong.")
     reauthenticate_code(session, user=user, code=code, ip=ip)
 
@@ -135,7 +139,7 @@ def regenerate_recovery_codes(
     user = signing_user(session, user_id)
     if authenticator(session, user.id) is None:
         raise TwoFactorError("Set up two-factor sign-in first.")
-    _reauthenticate(session, user, password, code, ip)
+    _reauthenticate(session, user, password, code, ip, where="recovery_codes")
     codes = _new_recovery_codes(session, user.id)
     audit.record(
         session,
@@ -156,7 +160,7 @@ def remove_own(session: Session, *, user_id: int, password: str, code: str | Non
     the next sign-in instead of carrying on without it.
     """
     user = signing_user(session, user_id)
-    _reauthenticate(session, user, password, code, ip)
+    _reauthenticate(session, user, password, code, ip, where="two_factor_removal")
     _remove(session, user.id)
     login_sessions.revoke_sessions(session, user_id=user.id, reason="2fa_removed")
     audit.record(

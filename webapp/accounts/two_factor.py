@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hmac
 import re
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pyotp
 import sqlalchemy as sa
 from flask import current_app
 from sqlmodel import Session, select
 
-from webapp.accounts import sessions as login_sessions
 from webapp.accounts import sign_in
 from webapp.crypto import decrypt, fingerprint
 from webapp.models import LoginAttempt, RecoveryCode, User, UserTotp, utcnow
@@ -141,8 +140,8 @@ def check_code(session: Session, user: User, code: str | None, *, allow_recovery
 
 def record_failure(
     session: Session, user: User, error: TwoFactorError, *, ip: str, stage: str
-) -> None:
-    """Audit a refused code and count it towards the lockout; commits."""
+) -> bool:
+    """Audit a refused code and count it towards the lockout; commits. True if it locked."""
     now = utcnow()
     reason = "replayed" if str(error) == REPLAYED else "wrong"
     session.add(
@@ -158,20 +157,9 @@ def record_failure(
         target_id=user.id,
         details={"ip": ip, "stage": stage, "reason": reason},
     )
-    user.failed_logins += 1
-    if user.failed_logins >= sign_in.LOCK_AFTER_FAILURES:
-        user.locked_until = now + timedelta(minutes=sign_in.LOCK_MINUTES)
-        user.failed_logins = 0
-        login_sessions.revoke_sessions(session, user_id=user.id, reason="locked")
-        audit.record(
-            session,
-            actor="system",
-            action="user.locked",
-            target_type="user",
-            target_id=user.id,
-            details={"minutes": sign_in.LOCK_MINUTES},
-        )
+    locked = sign_in.count_failure(session, user, now=now, end_sessions=True)
     session.commit()
+    return locked
 
 
 def signing_user(session: Session, user_id: int) -> User:
@@ -220,15 +208,22 @@ def verify_sign_in(
 
 
 def reauthenticate_code(session: Session, *, user: User, code: str | None, ip: str = "") -> None:
-    """For enrolled accounts, a current code before a security change; no commit if right."""
+    """For enrolled accounts, a current code before a security change; no commit if right.
+
+    A wrong code counts toward the lockout; the one that locks the account raises
+    AccountLocked (its sessions have ended). A right one, after the right password, clears
+    the count.
+    """
     if authenticator(session, user.id) is None:
         return
     try:
         check_code(session, user, code, allow_recovery=False)
     except TwoFactorError as error:
         session.rollback()
-        record_failure(session, user, error, ip=ip or "unknown", stage="reauth")
+        if record_failure(session, user, error, ip=ip or "unknown", stage="reauth"):
+            raise sign_in.AccountLocked() from error
         raise
+    user.failed_logins = 0
     audit.record(
         session,
         actor=user.email,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -14,10 +15,10 @@ from webapp.accounts import two_factor
 from webapp.accounts.passwords import is_common_password
 from webapp.accounts.sessions import revoke_sessions
 from webapp.accounts.sign_in import (
-    LOCK_AFTER_FAILURES,
-    LOCK_MINUTES,
     AccountError,
+    AccountLocked,
     SignIn,
+    count_failure,
     email_fingerprint,
     finish_sign_in,
     normalise_email,
@@ -42,12 +43,70 @@ def hash_password(password: str) -> str:
     return _hasher().hash(password)
 
 
-def password_matches(user: User, password: str) -> bool:
-    """True when `password` is the account's current password (for re-authentication)."""
+def _verify(user: User, password: str) -> bool:
     try:
         return _hasher().verify(user.password_hash, password or "")
     except (VerificationError, InvalidHashError):
         return False
+
+
+def reauthenticate(
+    session: Session, *, user: User, password: str, where: str, ip: str = ""
+) -> None:
+    """The current password again before a security change; commits a failure, then raises.
+
+    A wrong password counts toward the same lockout as a failed sign-in and is audited as
+    `account.reauth_failed` (where, how many in a row; never the password). The failure that
+    locks the account also ends its sessions and raises AccountLocked, so a stolen session
+    cannot keep guessing. A locked account is refused without looking at the password.
+    """
+    now = utcnow()
+    if user.is_locked(now):
+        raise AccountLocked()
+    if _verify(user, password):
+        # A right password clears the count only when nothing else is owed: with an
+        # authenticator the code must be right too (two_factor.reauthenticate_code clears
+        # it), or the right password would buy unlimited guesses at the code.
+        if user.failed_logins and two_factor.authenticator(session, user.id) is None:
+            user.failed_logins = 0
+        return
+    session.rollback()  # commit the failure and nothing else of the request
+    failures = user.failed_logins + 1
+    locked = count_failure(session, user, now=now, end_sessions=True)
+    details = {"where": where, "failures": failures}
+    if ip:
+        details["ip"] = ip
+    audit.record(
+        session,
+        actor=user.email,
+        action="account.reauth_failed",
+        target_type="user",
+        target_id=user.id,
+        details=details,
+    )
+    session.commit()
+    if locked:
+        raise AccountLocked()
+    raise AccountError("The current password is wrong.")
+
+
+def password_matches(user: User, password: str, *, where: str, ip: str = "") -> bool:
+    """True for the account's current password; a wrong one is a failed re-authentication.
+
+    Used by two-factor set-up, removal and new recovery codes (accounts/enrolment.py): the
+    failure is counted, audited and committed as `reauthenticate` does, and the failure that
+    locks the account raises AccountLocked.
+    """
+    session = Session.object_session(user)
+    if session is None:  # a detached row: nothing to count with, only the check
+        return _verify(user, password)
+    try:
+        reauthenticate(session, user=user, password=password, where=where, ip=ip)
+    except AccountLocked:
+        raise
+    except AccountError:
+        return False
+    return True
 
 
 def check_password_rules(password: str) -> None:
@@ -70,8 +129,16 @@ def find_user(session: Session, email: str) -> User | None:
     return session.exec(select(User).where(User.email == normalise_email(email))).first()
 
 
-def create_user(session: Session, *, actor: str, email: str, password: str, role: str) -> User:
-    """Create an account; the caller commits."""
+def create_user(
+    session: Session,
+    *,
+    actor: str,
+    email: str,
+    password: str,
+    role: str,
+    created_by: int | None = None,
+) -> User:
+    """Create an account (`created_by`: the admin's account id, kept for four-eyes); no commit."""
     email = normalise_email(email)
     if "@" not in email or len(email) > 254:
         raise AccountError("Enter the person's e-mail address.")
@@ -80,7 +147,9 @@ def create_user(session: Session, *, actor: str, email: str, password: str, role
     check_password_rules(password)
     if find_user(session, email):
         raise AccountError("An account with this e-mail address already exists.")
-    user = User(email=email, password_hash=hash_password(password), role=role)
+    user = User(
+        email=email, password_hash=hash_password(password), role=role, created_by=created_by
+    )
     user.password_changed_at = utcnow()
     session.add(user)
     session.flush()
@@ -90,7 +159,7 @@ def create_user(session: Session, *, actor: str, email: str, password: str, role
         action="user.created",
         target_type="user",
         target_id=user.id,
-        details={"email_fp": email_fingerprint(email), "role": role},
+        details={"email_fp": email_fingerprint(email), "role": role, "created_by": created_by},
     )
     return user
 
@@ -185,18 +254,7 @@ def authenticate(
             details=details,
         )
         if user is not None:
-            user.failed_logins += 1
-            if user.failed_logins >= LOCK_AFTER_FAILURES:
-                user.locked_until = now + timedelta(minutes=LOCK_MINUTES)
-                user.failed_logins = 0
-                audit.record(
-                    session,
-                    actor="system",
-                    action="user.locked",
-                    target_type="user",
-                    target_id=user.id,
-                    details={"minutes": LOCK_MINUTES},
-                )
+            count_failure(session, user, now=now)
         session.commit()
         raise AccountError(failure_message)
 
@@ -228,25 +286,34 @@ def change_password(
     new: str,
     keep_session_id: int | None,
     code: str | None = None,
+    keep_token_ids: Collection[int] = (),
+    ip: str = "",
 ) -> None:
-    """Change one's own password (re-authenticated: password, and a code if enrolled)."""
-    try:
-        _hasher().verify(user.password_hash, current)
-    except (VerificationError, InvalidHashError):
-        raise AccountError("The current password is wrong.") from None
-    two_factor.reauthenticate_code(session, user=user, code=code)
+    """Change one's own password (re-authenticated: password, and a code if enrolled).
+
+    The account's other sessions end, and so do its API tokens except those named in
+    `keep_token_ids` (the owner's own live tokens, ticked on the same page): a password is
+    changed when it may be known to someone else, and tokens should not outlive that by default.
+    """
+    reauthenticate(session, user=user, password=current, where="password_change", ip=ip)
+    two_factor.reauthenticate_code(session, user=user, code=code, ip=ip)
     check_password_rules(new)
     if new == current:
         raise AccountError("The new password must differ from the current one.")
+    keep = set(keep_token_ids)
+    if not keep <= {token.id for token in live_api_tokens(session, user.id)}:
+        raise AccountError("Only your own active API tokens can be kept; reload the page.")
     user.password_hash = hash_password(new)
     user.password_changed_at = utcnow()
     revoke_sessions(session, user_id=user.id, reason="password_changed", keep_id=keep_session_id)
+    revoked = _revoke_api_tokens(session, user.id, reason="password_changed", keep=keep)
     audit.record(
         session,
         actor=user.email,
         action="user.password_changed",
         target_type="user",
         target_id=user.id,
+        details={"api_tokens_revoked": revoked, "api_tokens_kept": len(keep)},
     )
     session.commit()
 
@@ -289,7 +356,9 @@ def update_user(
         return user
     revoke_sessions(session, user_id=user.id, reason="account_changed")
     if active is False:
-        changes["api_tokens_revoked"] = _revoke_api_tokens(session, user.id)
+        changes["api_tokens_revoked"] = _revoke_api_tokens(
+            session, user.id, reason="account_disabled"
+        )
     audit.record(
         session,
         actor=actor,
@@ -326,7 +395,7 @@ def reset_password(session: Session, *, actor: str, user_id: int, password: str)
     revoke_sessions(session, user_id=user.id, reason="password_reset")
     # An admin resets a password when an account may be in the wrong hands: its API tokens
     # are ended too, and their owner creates new ones after signing in.
-    revoked = _revoke_api_tokens(session, user.id)
+    revoked = _revoke_api_tokens(session, user.id, reason="password_reset")
     audit.record(
         session,
         actor=actor,
@@ -338,14 +407,28 @@ def reset_password(session: Session, *, actor: str, user_id: int, password: str)
     session.commit()
 
 
-def _revoke_api_tokens(session: Session, user_id: int) -> int:
-    """End every live API token of an account; return how many."""
+def live_api_tokens(session: Session, user_id: int) -> list[ApiToken]:
+    """An account's API tokens that still work (neither revoked nor expired), by name."""
+    query = select(ApiToken).where(
+        ApiToken.user_id == user_id,
+        ApiToken.revoked_at.is_(None),
+        ApiToken.expires_at > utcnow(),
+    )
+    return list(session.exec(query.order_by(ApiToken.name, ApiToken.id)).all())
+
+
+def _revoke_api_tokens(
+    session: Session, user_id: int, *, reason: str, keep: Collection[int] = ()
+) -> int:
+    """End every live API token of an account but those in `keep`; return how many."""
     live = session.exec(
         select(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None))
     ).all()
-    for token in live:
+    revoked = [token for token in live if token.id not in keep]
+    for token in revoked:
         token.revoked_at = utcnow()
-    return len(live)
+        token.revoked_reason = reason
+    return len(revoked)
 
 
 def throttled_ips(session: Session) -> list[tuple[str, int]]:

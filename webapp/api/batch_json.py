@@ -40,6 +40,8 @@ def summary(batch: Batch, complete: int, environment: str | None = None) -> dict
         "sha256": batch.file_sha256,
         "received_on": _iso(batch.received_on),
         "counts": counts(batch),
+        # What approval covers (DESIGN.md, "Four-eyes on exactly what is sent").
+        "manifest": {"count": batch.manifest_count, "sha256": batch.manifest_sha256},
         "progress": {"complete": complete, "total": batch.valid_count},
         "created_at": _iso(batch.created_at),
         "approved_at": _iso(batch.approved_at),
@@ -57,6 +59,10 @@ def detail_json(detail: batch_queries.BatchDetail) -> dict:
     body.update(
         people=detail.people,
         rejection_reason=batch.rejection_reason,
+        approved_manifest_sha256=batch.approved_manifest_sha256,
+        reapproval_reason=batch.reapproval_reason,
+        cancelled_at=_iso(batch.cancelled_at),
+        cancel_reason=batch.cancel_reason,
         subject_states=detail.subject_states,
         deadlines=detail.deadlines,
         heap_requests=[

@@ -135,16 +135,19 @@ def _text(body: dict, key: str) -> str | None:
 @api.post("/batches/<int:batch_id>/approve")
 @role_required(Role.OFFICER)
 def batches_approve(batch_id: int):
-    """Approve (four-eyes: not the uploader); optional {"sha256"} must match the file's."""
-    return _step(
-        batch_id,
-        lambda s: service.approve(
-            s,
+    """Approve the manifest (four-eyes); optional {"sha256", "manifest_sha256"} must match."""
+
+    def run(session):
+        body = _optional_body()
+        return service.approve(
+            session,
             actor=current_user.email,
             batch_id=batch_id,
-            sha256=_text(_optional_body(), "sha256"),
-        ),
-    )
+            sha256=_text(body, "sha256"),
+            manifest_sha256=_text(body, "manifest_sha256"),
+        )
+
+    return _step(batch_id, run)
 
 
 @api.post("/batches/<int:batch_id>/reject")
@@ -165,8 +168,16 @@ def batches_reject(batch_id: int):
 @api.post("/batches/<int:batch_id>/cancel")
 @role_required(Role.OFFICER)
 def batches_cancel(batch_id: int):
-    """Withdraw before submission."""
-    return _step(batch_id, lambda s: service.cancel(s, actor=current_user.email, batch_id=batch_id))
+    """Withdraw before submission with {"reason": "..."} (the uploader or an admin)."""
+    return _step(
+        batch_id,
+        lambda s: service.cancel(
+            s,
+            actor=current_user.email,
+            batch_id=batch_id,
+            reason=_text(_optional_body(), "reason") or "",
+        ),
+    )
 
 
 @api.post("/batches/<int:batch_id>/retry")
@@ -195,6 +206,27 @@ STEP_ERRORS = {
     "200": {"description": "The batch as it is now (as GET /batches/{batch_id})"},
     "404": {"description": "No such batch"},
     "409": {"description": "Wrong state, or self-approval (code 'self_approval')"},
+}
+APPROVE_ERRORS = {
+    **STEP_ERRORS,
+    "403": {
+        "description": "Role does not allow this, or four-eyes refuses this approver (code "
+        "'four_eyes': the uploader created the approver's account or the approver created "
+        "the uploader's, or the approver's account is younger than DESK_APPROVER_MIN_AGE_HOURS)"
+    },
+    "409": {
+        "description": "Wrong state, self-approval (code 'self_approval'), or a confirmed "
+        "sha256 / manifest_sha256 that is not the batch's; nothing changed"
+    },
+}
+CANCEL_ERRORS = {
+    **STEP_ERRORS,
+    "400": {"description": "No reason, or one longer than 2000 characters; nothing changed"},
+    "403": {
+        "description": "Role does not allow this, the caller is neither the uploader nor an "
+        "admin, or the batch is approved and the caller is not an admin; nothing changed"
+    },
+    "409": {"description": "Wrong state, or already (partly) sent to Heap"},
 }
 
 
@@ -239,11 +271,23 @@ PATHS = {
     },
     "/batches/{batch_id}/approve": {
         "post": op(
-            "Approve (by an officer other than the uploader); queues submission",
+            "Approve the batch's manifest (four-eyes); queues submission of exactly that set",
             "officer",
             params=ID,
-            body=_json({"sha256": {"type": "string", "description": "must match, if given"}}),
-            responses=STEP_ERRORS,
+            body=_json(
+                {
+                    "sha256": {
+                        "type": "string",
+                        "description": "the file's SHA-256 you checked: must match, if given",
+                    },
+                    "manifest_sha256": {
+                        "type": "string",
+                        "description": "the manifest's SHA-256 you checked (GET "
+                        "/batches/{batch_id} → manifest.sha256): must match, if given",
+                    },
+                }
+            ),
+            responses=APPROVE_ERRORS,
         )
     },
     "/batches/{batch_id}/reject": {
@@ -256,7 +300,16 @@ PATHS = {
         )
     },
     "/batches/{batch_id}/cancel": {
-        "post": op("Cancel before submission", "officer", params=ID, responses=STEP_ERRORS)
+        "post": op(
+            "Cancel before submission, with a reason (the uploader or an admin; once "
+            "approved, an admin only)",
+            "officer",
+            params=ID,
+            body=_json(
+                {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}}, ["reason"]
+            ),
+            responses=CANCEL_ERRORS,
+        )
     },
     "/batches/{batch_id}/retry": {
         "post": op(

@@ -2,36 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import request
 from werkzeug.exceptions import BadRequest
 
+from webapp import forms
 from webapp.errors import api_error
 from webapp.models import MAX_ID
 
 
 class BadInput(ValueError):
     """The request body or query is not what the endpoint takes."""
-
-
-def _has_nul(value: Any) -> bool:
-    """True if a NUL character hides in any key or text of a parsed JSON value.
-
-    Iterative: the body may be as deeply nested as the JSON parser allows.
-    """
-    pending = [value]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
 
 
 def json_body() -> dict:
@@ -46,9 +26,10 @@ def json_body() -> dict:
         raise BadInput("The JSON body is nested too deeply.") from None
     if not isinstance(body, dict):
         raise BadInput("The body is not a JSON object.")
-    # PostgreSQL cannot store NUL in text, and no field of the desk has a use for it.
-    if _has_nul(body):
-        raise BadInput("Text in the body must not contain NUL characters (\\u0000).")
+    # NUL and lone surrogates: the one check that forms and query strings pass too.
+    problem = forms.unstorable_text(body)
+    if problem:
+        raise BadInput(problem)
     return body
 
 
@@ -56,14 +37,10 @@ def whole_number(
     name: str, default: int | None = None, *, minimum: int = 0, maximum: int = MAX_ID
 ) -> int | None:
     """The query argument `name` as a whole number in [minimum, maximum], or BadInput."""
-    raw = request.args.get(name, "").strip()
-    if not raw:
-        return default
-    # Length first: int() of thousands of digits is slow, and refused past 4,300.
-    digits = raw.isascii() and raw.isdigit() and len(raw) <= len(str(maximum))
-    if not digits or not minimum <= int(raw) <= maximum:
-        raise BadInput(f"'{name}' must be a whole number from {minimum} to {maximum}.")
-    return int(raw)
+    try:
+        return forms.whole_number(name, default, minimum=minimum, maximum=maximum)
+    except forms.UnfitInput as error:
+        raise BadInput(str(error)) from None
 
 
 def bad_input(error: Exception, status: int = 422):

@@ -7,6 +7,7 @@ from flask_login import current_user
 
 from webapp.accounts.access import role_required
 from webapp.api.blueprint import api
+from webapp.api.common import BadInput, whole_number
 from webapp.api.openapi import op, query
 from webapp.db import get_session
 from webapp.erasure.batches import BatchNotFound
@@ -107,10 +108,10 @@ def batch_evidence_zip(batch_id: int):
 def checkpoints_list():
     """Signed checkpoints in seq order: `after` (seq) and `limit` (≤ 1000) page through them."""
     try:
-        after = int(request.args.get("after", 0))
-        limit = max(1, min(int(request.args.get("limit", 100)), MAX_LIMIT))
-    except ValueError:
-        return api_error(400, "'after' and 'limit' must be whole numbers.")
+        after = whole_number("after", 0)
+        limit = min(whole_number("limit", 100, minimum=1), MAX_LIMIT)
+    except BadInput as error:
+        return api_error(400, str(error))
     rows = checkpoints.page(get_session(), after=after, limit=limit)
     items = [{"id": row.id, "actor": row.actor, **checkpoints.checkpoint_dict(row)} for row in rows]
     next_after = items[-1]["seq"] if len(items) == limit else None

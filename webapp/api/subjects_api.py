@@ -44,6 +44,11 @@ def hit_json(hit: lookup.Hit) -> dict:
         "due_on": _iso(subject.due_on),
         "extension_months": subject.extension_months,
         "subject_informed_on": _iso(subject.subject_informed_on),
+        "extension_recorded_on": _iso(subject.extension_recorded_on),
+        # Set when the extension came after the first month had ended: the deadline was missed.
+        "extended_late_on": _iso(
+            deadlines.extended_late_on(subject.received_on, subject.extension_recorded_on)
+        ),
         "submitted_at": _iso(subject.submitted_at),
         "completed_at": _iso(subject.completed_at),
         "purged": subject.purged_at is not None,

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webapp.forms import hidden_character
 from webapp.heap import HeapValidationError, PreparedCall, email_key_warnings
 from webapp.heap import validation as rules
 
@@ -109,10 +110,17 @@ def fields_of(data: Mapping[str, Any], allowed: set[str]) -> dict[str, Any]:
 
 def no_control(check: Checker, value: Any, what: str, row: int | None = None) -> bool:
     """Note a problem if text that names something (identity, event, property) has control
-    characters; True if it has none."""
-    if isinstance(value, str) and _CONTROL.search(value):
-        where = f"Row {row}: the" if row is not None else "The"
+    or invisible characters (zero-width, bidi overrides: look-alikes of another value, as in
+    uploads); True if it has none."""
+    if not isinstance(value, str):
+        return True
+    where = f"Row {row}: the" if row is not None else "The"
+    if _CONTROL.search(value):
         check.add(f"{where} {what} contains control characters (a line break, tab or NUL).")
+        return False
+    hidden = hidden_character(value)
+    if hidden:
+        check.add(f"{where} {what} contains {hidden}.")
         return False
     return True
 

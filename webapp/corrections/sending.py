@@ -21,7 +21,9 @@ from webapp.corrections.guard import fingerprint_of
 from webapp.corrections.pacing import Pacer, claims_for
 from webapp.corrections.preview import Preview
 from webapp.crypto import encrypt
-from webapp.heap import HeapClient, HeapError, HeapRateLimited
+from webapp.heap import HeapClient, HeapError, HeapRateLimited, error_class
+from webapp.heap import redact as redact_text
+from webapp.heap.redaction import skeleton_of
 from webapp.models import CallState, Correction, CorrectionCall, utcnow
 from webapp.models import CorrectionState as State
 from webapp.trail import audit
@@ -124,13 +126,14 @@ def _items_in(body: dict[str, Any] | None) -> int:
 
 @dataclass
 class Outcome:
-    """Heap's answer to one call."""
+    """Heap's answer to one call: `message` (redacted) is kept on the call, never audited."""
 
     call_id: int
     ok: bool
     status: int | None
     message: str
     at: datetime
+    error_class: str | None = None
 
 
 _SENDERS = {
@@ -150,23 +153,35 @@ _SENDERS = {
 }
 
 
-def _values(body: object) -> set[str]:
-    """Every identifier and value a call body carries (not its app_id)."""
+# Who a call is about: cut from Heap's text at any length (short ones only standing alone).
+IDENTIFIER_KEYS = frozenset({"identity", "user_id", "account_id"})
+# Other values (properties, event names) shorter than this would mangle ordinary words.
+MIN_VALUE_LENGTH = 3
+
+
+def _values(body: object, *, key: str | None = None) -> set[tuple[str, bool]]:
+    """Every value a call body carries (not its app_id), and whether it names someone."""
     if isinstance(body, dict):
-        return set().union(*(_values(v) for k, v in body.items() if k != "app_id"), set())
+        found: set[tuple[str, bool]] = set()
+        for name, value in body.items():
+            if name != "app_id":
+                found |= _values(value, key=name)
+        return found
     if isinstance(body, list):
-        return set().union(*(_values(item) for item in body), set())
+        return set().union(*(_values(item, key=key) for item in body), set())
     if isinstance(body, bool) or body is None:
         return set()
-    return {str(body)}
+    return {(str(body), key in IDENTIFIER_KEYS)}
 
 
 def redact(message: str, body: dict) -> str:
-    """Heap's text may echo what it was sent: keep identities and values out of the record."""
-    for value in sorted(_values(body), key=len, reverse=True):
-        if len(value) >= 3:  # shorter ones would mangle ordinary words and numbers
-            message = message.replace(value, "[value]")
-    return message
+    """Heap's text may echo what it was sent: cut every identity and value, however spelled."""
+    values = [
+        value
+        for value, names_someone in _values(body)
+        if names_someone or len(skeleton_of(value)) >= MIN_VALUE_LENGTH
+    ]
+    return redact_text(message, {"[value]": values})
 
 
 def send_one(client: HeapClient, call_id: int, operation: str, body: dict) -> Outcome:
@@ -176,12 +191,13 @@ def send_one(client: HeapClient, call_id: int, operation: str, body: dict) -> Ou
     except HeapRateLimited as error:
         wait = f" Heap asked to wait {error.retry_after:.0f} s." if error.retry_after else ""
         message = redact(f"{error.message}.{wait}", body)
-        return Outcome(call_id, False, error.status, message, utcnow())
+        return Outcome(call_id, False, error.status, message, utcnow(), error_class(error))
     except HeapError as error:
-        return Outcome(call_id, False, error.status, redact(error.message, body), utcnow())
+        message = redact(error.message, body)
+        return Outcome(call_id, False, error.status, message, utcnow(), error_class(error))
     # Heap's success bodies ({} / OK / empty) say nothing more than the status does.
     text = (result.body or "").strip()
-    message = "accepted" if text in ("", "{}", "OK") else redact(text[:200], body)
+    message = "accepted" if text in ("", "{}", "OK") else redact(text, body)[:200]
     return Outcome(call_id, True, result.status_code, message, utcnow())
 
 
@@ -238,17 +254,22 @@ def record_outcome(
         details={
             "state": correction.state,
             "attempt": correction.attempts,
-            # Statuses only: Heap's messages could echo a value back.
-            "calls": [
-                {"position": calls[o.call_id].position, "ok": o.ok, "status": o.status}
-                for o in outcomes
-            ],
+            # Statuses and error classes only: Heap's messages could echo a value back.
+            "calls": [_audited(calls[o.call_id].position, o) for o in outcomes],
         },
     )
     session.commit()
     # Ids and states only: never a value, identity or Heap's message text.
     log.info("correction %s %s: %s", correction.id, action, correction.state)
     return correction
+
+
+def _audited(position: int, outcome: Outcome) -> dict[str, Any]:
+    """One call's outcome as the audit trail records it: never Heap's text."""
+    entry: dict[str, Any] = {"position": position, "ok": outcome.ok, "status": outcome.status}
+    if not outcome.ok:
+        entry["error_class"] = outcome.error_class or "not_sent"
+    return entry
 
 
 def calls_of(session: Session, correction_id: int) -> list[CorrectionCall]:

@@ -9,10 +9,12 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlmodel import Session
 
+from webapp.accounts import four_eyes
 from webapp.accounts.users import find_user
 from webapp.erasure import deadlines, intake
 from webapp.erasure import rows as intake_rows
 from webapp.erasure import subjects as subject_store
+from webapp.erasure.manifest import Manifest
 from webapp.models import Batch, BatchState, Environment, HeapRequest, Role, RowClass, User, utcnow
 from webapp.trail import audit
 
@@ -43,6 +45,18 @@ class WrongState(BatchError):
 
 class SelfApproval(WrongState):
     code = "self_approval"
+
+
+class FourEyesRefused(NotAllowed):
+    """The approver depends on the uploader (creator, creation) or is too new an account."""
+
+    code = "four_eyes"
+
+
+SELF_APPROVAL = (
+    "You uploaded this batch, so you cannot approve it: a different officer or admin "
+    "must check and approve it (four-eyes principle)."
+)
 
 
 def state_label(state: str) -> str:
@@ -142,6 +156,11 @@ def create_batch(
         upload.rows, subject_store.already_requested(session, env.id, fingerprints)
     )
     counts = upload.counts()
+    # What approval would let the desk send: the valid rows (DESIGN.md, "Four-eyes on exactly
+    # what is sent").
+    manifest = Manifest.of(
+        row.fingerprint for row in upload.rows if row.classification == RowClass.VALID
+    )
     batch = Batch(
         environment_id=env.id,
         source=source,
@@ -154,6 +173,8 @@ def create_batch(
         malformed_count=counts[RowClass.MALFORMED],
         duplicate_count=counts[RowClass.DUPLICATE],
         already_requested_count=counts[RowClass.ALREADY_REQUESTED],
+        manifest_count=manifest.count,
+        manifest_sha256=manifest.sha256,
         uploaded_by=user.id,
     )
     session.add(batch)
@@ -171,17 +192,18 @@ def create_batch(
             "sha256": upload.sha256,
             "received_on": received_on.isoformat(),
             "counts": counts,
+            "manifest": {"count": manifest.count, "sha256": manifest.sha256},
         },
     )
     session.commit()
     return batch, upload
 
 
-def _transition(session: Session, batch: Batch, allowed, **values) -> None:
+def _transition(session: Session, batch: Batch, allowed, *also, **values) -> None:
     """Move the batch on only if it is still in an allowed state (another worker may race)."""
     result = session.exec(
         sa.update(Batch)
-        .where(Batch.id == batch.id, Batch.state.in_([s.value for s in allowed]))
+        .where(Batch.id == batch.id, Batch.state.in_([s.value for s in allowed]), *also)
         .values(**values)
         .execution_options(synchronize_session="fetch")
     )
@@ -199,27 +221,69 @@ def _require_state(batch: Batch, allowed, doing: str) -> None:
         )
 
 
-def approve(session: Session, *, actor: str, batch_id: int, sha256: str | None = None) -> Batch:
-    """Four-eyes approval by an officer other than the uploader; queues submission; commits."""
+def _refuse_dependent_approver(session: Session, *, actor: str, user: User, batch: Batch) -> None:
+    """Four-eyes across accounts (accounts/four_eyes.py); a refusal is audited and committed."""
+    author_id, batch_id = batch.uploaded_by, batch.id
+    refusal = four_eyes.approval_refusal(
+        session,
+        user,
+        author_id,
+        now=utcnow(),
+        min_age_hours=current_app.config.get("DESK_APPROVER_MIN_AGE_HOURS", 0),
+        what=f"batch {batch_id}",
+    )
+    if refusal is None:
+        return
+    four_eyes.record_refusal(
+        session,
+        actor=actor,
+        refusal=refusal,
+        approver_id=user.id,
+        author_id=author_id,
+        target_type="batch",
+        target_id=batch_id,
+    )
+    if refusal.rule == "uploader":
+        raise SelfApproval(SELF_APPROVAL)
+    raise FourEyesRefused(refusal.message + " Nothing changed.")
+
+
+def approve(
+    session: Session,
+    *,
+    actor: str,
+    batch_id: int,
+    sha256: str | None = None,
+    manifest_sha256: str | None = None,
+) -> Batch:
+    """Four-eyes approval of the batch's manifest (exactly what will be sent); commits.
+
+    `sha256` and `manifest_sha256`, when given, are what the approver saw: the file's hash and
+    the manifest's. Either differing from the batch's now means nothing is approved.
+    """
     user = _officer(session, actor)
     batch = get_batch(session, batch_id)
     _require_state(batch, (BatchState.AWAITING_APPROVAL,), "approved")
-    if batch.uploaded_by == user.id:
-        raise SelfApproval(
-            "You uploaded this batch, so you cannot approve it: a different officer or admin "
-            "must check and approve it (four-eyes principle)."
-        )
+    _refuse_dependent_approver(session, actor=actor, user=user, batch=batch)
     if sha256 is not None and sha256.strip().lower() != batch.file_sha256:
         raise WrongState("The SHA-256 you confirmed is not this batch's file; nothing changed.")
-    if batch.valid_count == 0:
+    if manifest_sha256 is not None and manifest_sha256.strip().lower() != batch.manifest_sha256:
+        raise WrongState(
+            "The manifest SHA-256 you confirmed is not this batch's: the subjects to send "
+            "changed since you looked. Check the batch again; nothing changed."
+        )
+    if not batch.manifest_count or batch.manifest_sha256 is None:
         raise WrongState("This batch has no valid subject to send; reject or cancel it instead.")
+    seen = batch.manifest_sha256
     _transition(
         session,
         batch,
         (BatchState.AWAITING_APPROVAL,),
+        Batch.manifest_sha256 == seen,  # the manifest approved is the one checked above
         state=BatchState.APPROVED.value,
         approved_by=user.id,
         approved_at=utcnow(),
+        approved_manifest_sha256=seen,
     )
     audit.record(
         session,
@@ -227,7 +291,20 @@ def approve(session: Session, *, actor: str, batch_id: int, sha256: str | None =
         action="batch.approved",
         target_type="batch",
         target_id=batch.id,
-        details={"sha256": batch.file_sha256, "valid": batch.valid_count},
+        details={
+            "sha256": batch.file_sha256,
+            "valid": batch.valid_count,
+            "manifest": {"count": batch.manifest_count, "sha256": seen},
+        },
+    )
+    four_eyes.record_near_misses(
+        session,
+        actor=actor,
+        rules=four_eyes.near_misses(session, user, batch.uploaded_by, now=utcnow()),
+        approver_id=user.id,
+        author_id=batch.uploaded_by,
+        target_type="batch",
+        target_id=batch.id,
     )
     session.commit()
     return batch
@@ -264,11 +341,33 @@ def reject(session: Session, *, actor: str, batch_id: int, reason: str) -> Batch
     return batch
 
 
-def cancel(session: Session, *, actor: str, batch_id: int) -> Batch:
-    """Withdraw a batch before it is submitted (the uploader or any officer); commits."""
+def _may_cancel(user: User, batch: Batch) -> None:
+    """The uploader or an admin; once approved, an admin only (the approver relies on it)."""
+    admin = user.role_enum.allows(Role.ADMIN)
+    if batch.state == BatchState.APPROVED and not admin:
+        raise NotAllowed(
+            f"Batch {batch.id} is already approved: only an admin can cancel it now. "
+            "Nothing changed."
+        )
+    if batch.uploaded_by != user.id and not admin:
+        raise NotAllowed(
+            "Only the officer who uploaded this batch, or an admin, can cancel it. To stop it, "
+            "reject it with a reason instead. Nothing changed."
+        )
+
+
+def cancel(session: Session, *, actor: str, batch_id: int, reason: str | None) -> Batch:
+    """Withdraw a batch before it is sent, with a reason (the uploader or an admin); commits."""
     user = _officer(session, actor)
     batch = get_batch(session, batch_id)
     _require_state(batch, CANCELLABLE, "cancelled")
+    _may_cancel(user, batch)
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_REASON_LENGTH:
+        raise BatchError(
+            f"Give the reason for cancelling (1 to {MAX_REASON_LENGTH} characters); "
+            "nothing changed."
+        )
     sent = session.scalar(
         sa.select(sa.func.count()).select_from(HeapRequest).where(HeapRequest.batch_id == batch.id)
     )
@@ -282,10 +381,11 @@ def cancel(session: Session, *, actor: str, batch_id: int) -> Batch:
     _transition(
         session,
         batch,
-        CANCELLABLE,
+        (BatchState(previous),),  # the permission above was decided for this state
         state=BatchState.CANCELLED.value,
         cancelled_by=user.id,
         cancelled_at=utcnow(),
+        cancel_reason=reason,
     )
     audit.record(
         session,
@@ -293,7 +393,7 @@ def cancel(session: Session, *, actor: str, batch_id: int) -> Batch:
         action="batch.cancelled",
         target_type="batch",
         target_id=batch.id,
-        details={"from_state": previous},
+        details={"from_state": previous, "reason": reason},
     )
     session.commit()
     return batch

@@ -66,6 +66,21 @@ def urgency(due: date, today: date | None = None) -> str:
     return "due_soon" if left <= DUE_SOON_DAYS else "on_track"
 
 
+def _iso(day: date | None) -> str | None:
+    return day.isoformat() if day else None
+
+
+def extended_late_on(received_on: date, recorded_on: date | None) -> date | None:
+    """The day an extension was recorded, if that was after the first month had ended.
+
+    Art. 12(3) lets a deadline be extended while it runs; one recorded after it passed
+    (whatever "told on" date it gives) cannot undo the miss, so evidence names that day.
+    """
+    if recorded_on is not None and recorded_on > due_on(received_on):
+        return recorded_on
+    return None
+
+
 def _check_extension(
     subject: Subject, months: int, reason: str, informed: date | None, today: date
 ):
@@ -89,7 +104,10 @@ def _check_extension(
         raise DeadlineError("Give the date the person was told about the extension.")
     first_due = due_on(subject.received_on)
     if informed > today:
-        raise DeadlineError("The date the person was told cannot be in the future.")
+        raise DeadlineError(
+            "The date the person was told cannot be in the future: it must be on or before "
+            "today, the day the extension is recorded."
+        )
     if informed < subject.received_on:
         raise DeadlineError(
             f"The person cannot have been told before the request arrived "
@@ -117,12 +135,18 @@ def extend(
     if subject is None:
         raise SubjectNotFound(f"There is no subject {subject_id}.")
     reason = (reason or "").strip()
-    _check_extension(subject, months, reason, subject_informed_on, today or today_utc())
+    today = today or today_utc()
+    _check_extension(subject, months, reason, subject_informed_on, today)
     previous = subject.due_on
     subject.extension_months += months
     subject.due_on = due_on(subject.received_on, subject.extension_months)
     subject.extension_reason = reason
     subject.subject_informed_on = subject_informed_on
+    # The day of recording is what a "told on" date cannot prove: an extension recorded after
+    # the first month ended leaves that deadline missed (evidence says so). A later extension
+    # never hides the day an earlier one came late.
+    late_on = extended_late_on(subject.received_on, subject.extension_recorded_on)
+    subject.extension_recorded_on = late_on or today
     audit.record(
         session,
         actor=actor,
@@ -137,6 +161,10 @@ def extend(
             "due_on_before": previous.isoformat(),
             "due_on": subject.due_on.isoformat(),
             "subject_informed_on": subject_informed_on.isoformat(),
+            "recorded_on": today.isoformat(),
+            "extended_late_on": _iso(
+                extended_late_on(subject.received_on, subject.extension_recorded_on)
+            ),
             "reason": reason,
         },
     )

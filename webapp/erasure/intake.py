@@ -38,6 +38,7 @@ COLUMNS = ("user_id", "identity", "received_on", "reference")
 MAX_IGNORED_NAMED = 10
 MAX_COLUMN_NAME = 60
 PASTE_KINDS = ("identity", "user_id")
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
 class UploadRefused(ValueError):
@@ -67,15 +68,22 @@ def _size(n: int) -> str:
     return f"{n / 1_048_576:.1f} MB" if n >= 1_048_576 else f"{n / 1024:.0f} KB"
 
 
+def _check_size(
+    size: int, max_bytes: int, what: str = "file", advice: str = "Split it into smaller files."
+) -> None:
+    """Refuse more than `max_bytes`, naming the size and the limit (in bytes when they would
+    read the same rounded)."""
+    if size <= max_bytes:
+        return
+    said, cap = _size(size), _size(max_bytes)
+    if said == cap:
+        said, cap = f"{size:,} bytes", f"{max_bytes:,} bytes"
+    raise UploadRefused(f"The {what} is {said}; the desk accepts at most {cap}. {advice}")
+
+
 def _decode(data: bytes, max_bytes: int) -> str:
     """Bytes → text, refusing what is not UTF-8 text within the size cap."""
-    if len(data) > max_bytes:
-        size, cap = _size(len(data)), _size(max_bytes)
-        if size == cap:
-            size, cap = f"{len(data):,} bytes", f"{max_bytes:,} bytes"
-        raise UploadRefused(
-            f"The file is {size}; the desk accepts at most {cap}. Split it into smaller files."
-        )
+    _check_size(len(data), max_bytes)
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
         raise UploadRefused(
             "This is a spreadsheet workbook (Excel or similar), not CSV. "
@@ -226,8 +234,14 @@ def read_paste(
     holds; a paste whose first line is a recognised header is read as CSV instead.
     """
     data = text.encode("utf-8")
-    _decode(data, max_bytes)  # the size cap, NUL bytes and emptiness, as for a file
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # The file's limit, measured as the same list saved as a file: browsers send a textarea
+    # with CRLF line ends, which would otherwise count twice per line.
+    advice = "Paste the list in parts, one batch each."
+    _check_size(len(data) - text.count("\r\n"), max_bytes, "pasted list", advice)
+    _decode(data, len(data))  # NUL bytes and emptiness, as for a file
+    # Only line breaks end a line: str.splitlines() would also cut at U+2028, U+0085 and
+    # other separators inside an identity, making two "valid" people of one malformed value.
+    lines = [line.strip() for line in _LINE_BREAK.split(text) if line.strip()]
     first = lines[0].lower()
     if any(HEADER_ALIASES.get(part.strip()) for part in re.split(r"[,;\t]", first)):
         upload = read_csv(
@@ -235,7 +249,7 @@ def read_paste(
             fingerprint_key=fingerprint_key,
             received_on=received_on,
             today=today,
-            max_bytes=max_bytes,
+            max_bytes=len(data),  # the size is checked above, line ends counted once
         )
         return upload
     if kind not in PASTE_KINDS:

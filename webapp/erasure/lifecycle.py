@@ -19,8 +19,10 @@ applies and own the commits around the HTTP call (DESIGN.md, "No deletion is los
     accepted, open too long (flag only)          flag_stale             heap_request.stale
 
     batch: approved → submitting (start_batch: batch.submission_started; an unplannable batch
-    fails: batch.failed); then settle_batch derives submitting | waiting_retry | polling |
-    complete | failed from its chunks and audits each change (BATCH_ACTIONS).
+    fails: batch.failed); approved → awaiting_approval when the set to send is no longer the
+    approved manifest, e.g. after a revival (start_batch: batch.returned_for_approval); then
+    settle_batch derives submitting | waiting_retry | polling | complete | failed from its
+    chunks and audits each change (BATCH_ACTIONS).
 
 Lock order, to keep PostgreSQL free of deadlocks: every transaction that may change a batch's
 state locks the batch row first (`lock_batch`), then its chunks, then appends to the audit trail.
@@ -36,9 +38,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from webapp.crypto import DecryptionError
+from webapp.erasure import manifest
 from webapp.erasure.payloads import deletion_user, payload_sha256, redact_subjects
 from webapp.erasure.retry_policy import format_retry_time, retry_reason
-from webapp.heap import DeletionAccepted
+from webapp.heap import DeletionAccepted, error_class
 from webapp.heap.validation import validate_deletion_users
 from webapp.lease import held_by
 from webapp.models import (
@@ -148,14 +151,18 @@ COMMITTED_STATES = (
     BatchState.COMPLETE,
     BatchState.FAILED,
 )
+# Batches that still hold their valid subjects: committed, or awaiting their own approval.
+COVERING_STATES = (BatchState.AWAITING_APPROVAL, *COMMITTED_STATES)
 
 
 def revive_uncovered(session: Session, batch: Batch) -> int:
-    """Send "already requested" subjects that no approved batch covers any more.
+    """Take back "already requested" subjects that no other batch holds any more.
 
-    At upload a subject also held by an earlier batch is skipped, even if that batch still
-    awaits approval. If that batch was then rejected or cancelled (or never approved), skipping
-    would lose the deletion: at submission such subjects go back to `valid`.
+    At upload a subject also held by an earlier batch is skipped. If that batch was then
+    rejected or cancelled (or the subject failed there), skipping would lose the deletion: at
+    submission such subjects go back to `valid`, which changes the manifest, so the caller
+    returns the batch for approval. A subject whose earlier batch still awaits its own approval
+    stays skipped: that batch's approver decides about it (issue 12, finding 1).
     """
     rows = session.exec(
         select(Subject.id, Subject.fingerprint).where(
@@ -178,7 +185,7 @@ def revive_uncovered(session: Session, batch: Batch) -> int:
                     Subject.classification == RowClass.VALID.value,
                     Subject.state != SubjectState.FAILED.value,
                     Subject.batch_id != batch.id,
-                    Batch.state.in_([state.value for state in COMMITTED_STATES]),
+                    Batch.state.in_([state.value for state in COVERING_STATES]),
                 )
             ).all()
         )
@@ -191,7 +198,10 @@ def revive_uncovered(session: Session, batch: Batch) -> int:
                 classification=RowClass.VALID.value,
                 state=SubjectState.PENDING.value,
                 problem=None,
-                warning="already requested in a batch that was not approved: sent with this one",
+                warning=(
+                    "already requested in a batch that was withdrawn (or where Heap refused it): "
+                    "sent with this one"
+                ),
             )
         )
     if revived:
@@ -220,7 +230,10 @@ def start_batch(session: Session, batch_id: int, *, now: datetime, size: int) ->
     ).one()
     try:
         if not planned:
-            revive_uncovered(session, batch)
+            revived = revive_uncovered(session, batch)
+            if return_for_approval(session, batch, revived=revived):
+                session.commit()
+                return False
         chunks = [] if planned else plan_chunks(session, batch, size=size)
     except (ValueError, DecryptionError) as error:
         session.rollback()
@@ -243,6 +256,57 @@ def start_batch(session: Session, batch_id: int, *, now: datetime, size: int) ->
     settle_batch(session, batch, now=now)  # a batch without subjects completes at once
     session.commit()
     return batch.state == BatchState.SUBMITTING
+
+
+def _reapproval_reason(revived: int, approved: int, current: manifest.Manifest) -> str:
+    """Why the batch came back, in words (no identifier: counts only)."""
+    if revived:
+        people = "1 subject" if revived == 1 else f"{revived:,} subjects"
+        return (
+            f"Nothing was sent: {people} of this batch had been skipped as already requested in "
+            "an earlier batch, which has since been rejected or cancelled (or Heap refused the "
+            f"person there). This batch must now send {current.count:,} subjects instead of the "
+            f"{approved:,} approved, so it needs a new approval of the new manifest."
+        )
+    return (
+        f"Nothing was sent: the subjects to send changed after approval ({current.count:,} instead "
+        f"of the {approved:,} approved, and the manifest's SHA-256 differs), so the batch needs "
+        "a new approval of the new manifest."
+    )
+
+
+def return_for_approval(session: Session, batch: Batch, *, revived: int = 0) -> bool:
+    """Back to awaiting approval if what would be sent is not the approved manifest; audited.
+
+    DESIGN.md, "Four-eyes on exactly what is sent": an approval covers one set of people; any
+    change to it (a revival, an exclusion) needs a new approval, so nothing is sent.
+    """
+    current = manifest.to_send(session, batch.id)
+    approved_sha256 = batch.approved_manifest_sha256
+    if approved_sha256 is not None and current.sha256 == approved_sha256:
+        return False
+    approved = batch.manifest_count if batch.manifest_sha256 == approved_sha256 else 0
+    reason = _reapproval_reason(revived, approved, current)
+    audit.record(
+        session,
+        actor=SYSTEM,
+        action="batch.returned_for_approval",
+        target_type="batch",
+        target_id=batch.id,
+        details={
+            "from": BatchState.APPROVED.value,
+            "to": BatchState.AWAITING_APPROVAL.value,
+            "approved_manifest": {"count": approved, "sha256": approved_sha256},
+            "manifest": {"count": current.count, "sha256": current.sha256},
+            "revived": revived,
+        },
+    )
+    batch.state = BatchState.AWAITING_APPROVAL.value
+    batch.approved_by = batch.approved_at = batch.approved_manifest_sha256 = None
+    batch.manifest_count, batch.manifest_sha256 = current.count, current.sha256
+    batch.reapproval_reason = reason
+    session.add(batch)
+    return True
 
 
 def _fail_unplannable(session: Session, batch_id: int, problem: str) -> bool:
@@ -463,8 +527,14 @@ def record_retry(
     users: list[dict[str, Any]],
     retry_at: datetime,
 ) -> str:
-    """429, 5xx, unreachable, refused key: the chunk and its environment wait until retry_at."""
-    reason = redact_subjects(retry_reason(error, retry_at=retry_at, now=now), users)
+    """429, 5xx, unreachable, refused key: the chunk and its environment wait until retry_at.
+
+    The audit entry holds Heap's status, the error class and the desk's own words; Heap's text,
+    redacted, goes only into the purgeable last errors.
+    """
+    said = _what_heap_said(error, users)
+    reason = retry_reason(error, retry_at=retry_at, now=now, detail=said)
+    audited = retry_reason(error, retry_at=retry_at, now=now)
     session.exec(
         sa.update(HeapRequest)
         .where(_chunk_of_attempt(chunk_id, attempt))
@@ -477,13 +547,29 @@ def record_retry(
         {
             "batch_id": batch.id,
             "attempt": attempt,
-            "http_status": getattr(error, "status", None),
-            "reason": reason,
+            **_heap_answer(error),
+            "reason": audited,
             "retry_at": retry_at.isoformat(),
         },
     )
-    settle_batch(session, batch, now=now, reason=reason)
+    settle_batch(session, batch, now=now, reason=reason, audit_reason=audited)
     return ChunkState.WAITING_RETRY.value
+
+
+def _heap_answer(error: Exception) -> dict[str, Any]:
+    """What the audit trail records of a refusal: Heap's HTTP status and a fixed class."""
+    return {"http_status": getattr(error, "status", None), "error_class": error_class(error)}
+
+
+def _what_heap_said(error: Exception, users: list[dict[str, Any]]) -> str | None:
+    """The error's text with the request's identifiers cut out; None when it adds nothing.
+
+    For the purgeable last errors only: it may hold Heap's words, never the audit trail.
+    """
+    if error_class(error) in ("rate_limited", "unavailable"):
+        return None  # the status says it all, and these bodies are proxies' boilerplate
+    message = getattr(error, "message", None) or str(error)
+    return redact_subjects(message, users)
 
 
 def record_failed(
@@ -496,8 +582,12 @@ def record_failed(
     error: Exception,
     users: list[dict[str, Any]],
 ) -> str:
-    """Heap refused the request for good (400): the chunk, its subjects and the batch fail."""
-    message = redact_subjects(getattr(error, "message", str(error)), users)
+    """Heap refused the request for good (400): the chunk, its subjects and the batch fail.
+
+    Heap's text (it may echo the users) is kept, redacted, only in the purgeable last errors;
+    the audit entries hold its status and the error class.
+    """
+    message = _what_heap_said(error, users) or error_class(error)
     chunk = session.get(HeapRequest, chunk_id, populate_existing=True)
     session.exec(
         sa.update(HeapRequest)
@@ -513,21 +603,19 @@ def record_failed(
         session,
         "heap_request.failed",
         chunk_id,
-        {
-            "batch_id": batch.id,
-            "attempt": attempt,
-            "http_status": getattr(error, "status", None),
-            "message": message,
-        },
+        {"batch_id": batch.id, "attempt": attempt, **_heap_answer(error)},
     )
     total = session.exec(
         select(sa.func.count()).select_from(HeapRequest).where(HeapRequest.batch_id == batch.id)
     ).one()
-    reason = (
-        f"Heap refused request {chunk.chunk_index} of {total} for good: {message}. "
-        "Correct the cause, then retry the batch."
+    refused = f"Heap refused request {chunk.chunk_index} of {total} for good"
+    answer = _heap_answer(error)
+    status = f"HTTP {answer['http_status']}, " if answer["http_status"] else ""
+    reason = f"{refused}: {message}. Correct the cause, then retry the batch."
+    audited = (
+        f"{refused} ({status}{answer['error_class']}). Correct the cause, then retry the batch."
     )
-    settle_batch(session, batch, now=now, reason=reason)
+    settle_batch(session, batch, now=now, reason=reason, audit_reason=audited)
     return ChunkState.FAILED.value
 
 
@@ -731,10 +819,32 @@ def _derive_state(states: list[str]) -> BatchState:
     return BatchState.SUBMITTING
 
 
+def _settled_reason(new: BatchState, rows: list) -> str:
+    """Why a batch waits or failed, from its chunks alone (no text Heap answered)."""
+    states = [state for state, _ in rows]
+    if new == BatchState.FAILED:
+        failed = states.count(ChunkState.FAILED)
+        return (
+            f"Heap refused {failed} of {len(states)} request(s) for good. Correct the cause, "
+            "then retry the batch."
+        )
+    waiting = states.count(ChunkState.WAITING_RETRY)
+    return f"{waiting} of {len(states)} request(s) wait to be sent again."
+
+
 def settle_batch(
-    session: Session, batch: Batch, *, now: datetime, reason: str | None = None
+    session: Session,
+    batch: Batch,
+    *,
+    now: datetime,
+    reason: str | None = None,
+    audit_reason: str | None = None,
 ) -> None:
-    """Move a locked batch to the state its chunks imply, auditing a change."""
+    """Move a locked batch to the state its chunks imply, auditing a change.
+
+    `reason` becomes the batch's (purgeable) last error and may hold Heap's redacted text;
+    the audit entry says `audit_reason`, the desk's own words, never the last error.
+    """
     if batch.state not in {
         BatchState.SUBMITTING,
         BatchState.WAITING_RETRY,
@@ -770,8 +880,8 @@ def settle_batch(
         ).one()
     if new != batch.state:
         details: dict[str, Any] = {"from": batch.state, "to": new.value}
-        if new in (BatchState.WAITING_RETRY, BatchState.FAILED) and batch.last_error:
-            details["reason"] = batch.last_error
+        if new in (BatchState.WAITING_RETRY, BatchState.FAILED):
+            details["reason"] = audit_reason or _settled_reason(new, rows)
         if new == BatchState.COMPLETE:
             details["completed_subjects"] = batch.completed_count
         audit.record(

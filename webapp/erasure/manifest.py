@@ -10,8 +10,40 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from webapp.models import RowClass, Subject, SubjectState
 
 
 def manifest_sha256(fingerprints: Iterable[str]) -> str:
     """Hex SHA-256 of the sorted fingerprints, one per line."""
     return hashlib.sha256("\n".join(sorted(fingerprints)).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """How many subjects would be sent, and the SHA-256 of their sorted fingerprints."""
+
+    count: int
+    sha256: str
+
+    @classmethod
+    def of(cls, fingerprints: Iterable[str]) -> Manifest:
+        listed = list(fingerprints)
+        return cls(count=len(listed), sha256=manifest_sha256(listed))
+
+
+def to_send(session: Session, batch_id: int) -> Manifest:
+    """The manifest of what planning the batch now would send: its valid subjects not yet sent."""
+    fingerprints = session.exec(
+        select(Subject.fingerprint).where(
+            Subject.batch_id == batch_id,
+            Subject.classification == RowClass.VALID.value,
+            Subject.state == SubjectState.PENDING.value,
+            Subject.heap_request_id.is_(None),
+        )
+    ).all()
+    # A valid row always has a fingerprint; an empty string keeps a damaged row in the count.
+    return Manifest.of(fingerprint or "" for fingerprint in fingerprints)

@@ -7,17 +7,15 @@ SHA-256, and Heap's error texts are stored only after the request's identifiers 
 from __future__ import annotations
 
 import hashlib
-import re
 from typing import Any
 
 from sqlmodel import Session, select
 
 from webapp.crypto import decrypt
+from webapp.heap.redaction import redact
 from webapp.heap.validation import validate_deletion_users
 from webapp.models import Subject
 from webapp.trail import audit
-
-_DIGITS = re.compile(r"\d+")
 
 
 def payload_sha256(users: list[dict[str, Any]]) -> str:
@@ -44,14 +42,15 @@ def chunk_users(session: Session, chunk_id: int) -> list[dict[str, Any]]:
 
 
 def redact_subjects(message: str, users: list[dict[str, Any]]) -> str:
-    """Remove any of the chunk's identifiers that Heap may echo in an error message."""
-    for user in users:
-        identity = user.get("identity")
-        if identity and identity in message:
-            message = message.replace(identity, "[identity]")
-    user_ids = {str(user["user_id"]) for user in users if "user_id" in user}
-    if user_ids:
-        message = _DIGITS.sub(
-            lambda m: "[user_id]" if m.group() in user_ids else m.group(), message
-        )
-    return message
+    """Cut the chunk's identifiers out of a text Heap answered, in any spelling it echoes.
+
+    Raw, NFC or NFD, case-folded, whitespace collapsed, JSON- or percent-escaped: see
+    `heap/redaction.py`. User ids are cut as whole numbers, whether echoed as numbers or text.
+    """
+    return redact(
+        message,
+        {
+            "[identity]": [user["identity"] for user in users if "identity" in user],
+            "[user_id]": [user["user_id"] for user in users if "user_id" in user],
+        },
+    )

@@ -1,5 +1,8 @@
 """What the polling job records of Heap's answers: poll times, statuses verbatim, failed polls.
 
+Statuses are audited as Heap spells them (the client accepts only short plain words); a failed
+poll's text never enters the audit trail.
+
 The transitions the answers imply (complete, stale) are `lifecycle`'s.
 """
 
@@ -19,7 +22,7 @@ from webapp.erasure.lifecycle import (
     flag_stale,
 )
 from webapp.erasure.retry_policy import format_retry_time
-from webapp.heap import HeapNotFound
+from webapp.heap import HeapNotFound, error_class
 from webapp.models import ChunkState, HeapDeletionId, HeapRequest
 from webapp.trail import audit
 
@@ -140,12 +143,16 @@ def _poll_failed(
                 action="heap_request.poll_not_found",
                 target_type="heap_request",
                 target_id=chunk.id,
+                # Heap's status and the error class, never its text (it stays on the chunk).
                 details={
                     "batch_id": chunk.batch_id,
                     "deletion_request_id": answer.deletion_request_id,
-                    "message": getattr(error, "message", str(error)),
+                    "http_status": error.status,
+                    "error_class": error_class(error),
                 },
             )
     else:
+        # A status call carries no personal identifier: Heap's text (or the desk's account of
+        # a failed connection) is kept as it is, on the chunk only, until the next answer.
         message = getattr(error, "message", str(error))
         chunk.last_error = f"Asking Heap for the status failed ({message}); asking again at {when}"

@@ -2,7 +2,8 @@
 
 A subject's identifier is needed until Heap completes its deletion (and, for rows never sent,
 until their batch is closed). After that the desk keeps only the fingerprint, which is all that
-lookups, reports, certificates and the audit trail use — so every proof keeps working.
+lookups, reports, certificates and the audit trail use — so every proof keeps working. Heap's
+texts kept about purged people (last errors) and about corrections past retention go too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from sqlmodel import Session, select
 
 from webapp.db import session_scope
 from webapp.lease import lease_is_current
-from webapp.models import Batch, BatchState, Subject, SubjectState, utcnow
+from webapp.models import (
+    Batch,
+    BatchState,
+    Correction,
+    CorrectionCall,
+    HeapRequest,
+    Subject,
+    SubjectState,
+    utcnow,
+)
 from webapp.trail import audit
 
 log = logging.getLogger(__name__)
@@ -65,15 +75,18 @@ def purge(
     condition = _due(cutoff)
     # The write session holds the lock from here: the set cannot change before the UPDATE.
     batch_ids = sorted(session.exec(select(Subject.batch_id).where(condition).distinct()).all())
-    if not batch_ids:
+    purged = 0
+    if batch_ids:
+        purged = session.exec(
+            sa.update(Subject)
+            .where(condition)
+            .values(identifier_encrypted=None, purged_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    cleared = clear_heap_texts(session, cutoff)
+    if not purged and not cleared:
         session.rollback()
         return PurgeResult(0, [], cutoff)
-    purged = session.exec(
-        sa.update(Subject)
-        .where(condition)
-        .values(identifier_encrypted=None, purged_at=now)
-        .execution_options(synchronize_session=False)
-    ).rowcount
     audit.record(
         session,
         actor=actor,
@@ -85,11 +98,61 @@ def purge(
             "batch_ids": batch_ids,
             "retention_days": retention_days,
             "cutoff": audit.format_at(cutoff),
+            "heap_texts_cleared": cleared,
         },
     )
     session.commit()
     log.info("retention purge: %s identifier(s) purged in %s batch(es)", purged, len(batch_ids))
     return PurgeResult(purged, batch_ids, cutoff)
+
+
+def clear_heap_texts(session: Session, cutoff: datetime) -> int:
+    """Clear what Heap answered once its people are purged: the texts may echo them.
+
+    Heap's error texts are kept (redacted) on a request, a batch and a correction call for the
+    officer's sake; once a batch's identifiers are gone, or a correction is past retention,
+    nothing needs them, and a spelling the redaction missed must not outlive the identifiers.
+    """
+    # Purged subjects and none left with an identifier: those of earlier runs count too.
+    purged = sa.exists().where(Subject.purged_at.is_not(None))
+    kept = sa.exists().where(Subject.identifier_encrypted.is_not(None))
+    chunks = session.exec(
+        sa.update(HeapRequest)
+        .where(
+            HeapRequest.last_error.is_not(None),
+            purged.where(Subject.heap_request_id == HeapRequest.id),
+            ~kept.where(Subject.heap_request_id == HeapRequest.id),
+        )
+        .values(last_error=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    batches = session.exec(
+        sa.update(Batch)
+        .where(
+            Batch.last_error.is_not(None),
+            purged.where(Subject.batch_id == Batch.id),
+            ~kept.where(Subject.batch_id == Batch.id),
+        )
+        .values(last_error=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    # A correction's calls are done with once it is: its Heap texts go after retention.
+    done = select(Correction.id).where(
+        Correction.completed_at.is_not(None), Correction.completed_at <= cutoff
+    )
+    calls = session.exec(
+        sa.update(CorrectionCall)
+        .where(CorrectionCall.heap_message.is_not(None), CorrectionCall.correction_id.in_(done))
+        .values(heap_message=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    corrections = session.exec(
+        sa.update(Correction)
+        .where(Correction.heap_message.is_not(None), Correction.id.in_(done))
+        .values(heap_message=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    return chunks + batches + calls + corrections
 
 
 def scheduled_purge(app: Flask, fencing_token: int) -> None:

@@ -1,4 +1,10 @@
-"""When and why a refused deletion request is tried again (429, 5xx, unreachable, bad key)."""
+"""When and why a refused deletion request is tried again (429, 5xx, unreachable, bad key).
+
+The reasons are the desk's own words, built from Heap's HTTP status and a fixed error class:
+they go into the audit trail, which can never be purged, so no text Heap answered (it may echo
+people's identifiers) is ever part of them. Heap's text, redacted, may be added as `detail`
+only where it can be purged (a request's or a batch's last error).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,11 @@ import random
 from datetime import datetime, timedelta
 
 from webapp.heap import (
-    HeapAuthError,
     HeapBadRequest,
     HeapRateLimited,
     HeapUnavailable,
     HeapValidationError,
+    error_class,
 )
 
 # The longest Retry-After honoured as given; beyond it Heap is asked again a day later.
@@ -47,20 +53,35 @@ def retry_at_for(error: Exception, *, attempt: int, now: datetime) -> datetime:
     return backoff(attempt, now)
 
 
-def retry_reason(error: Exception, *, retry_at: datetime, now: datetime) -> str:
-    """The plain-language reason a batch waits, with when it tries again."""
+def retry_reason(
+    error: Exception, *, retry_at: datetime, now: datetime, detail: str | None = None
+) -> str:
+    """The plain-language reason a batch waits, with when it tries again.
+
+    Without `detail` it holds no remote text and may be audited; `detail` (Heap's redacted
+    text, or the desk's own account of a setup problem) is for the purgeable last error.
+    """
     when = format_retry_time(retry_at, now)
-    message = getattr(error, "message", str(error))
+    kind = error_class(error)
     status = getattr(error, "status", None)
-    if isinstance(error, HeapRateLimited):
-        return f"Heap asked us to slow down (429); retrying at {when}"
-    if isinstance(error, HeapAuthError):
+    said = f" ({detail})" if detail else ""
+    if kind == "rate_limited":
+        return f"Heap asked us to slow down (429){said}; retrying at {when}"
+    if kind == "key_refused":
+        answer = detail or (f"HTTP {status}" if status else "no API key is set")
         return (
-            f"Heap refused the API key of this environment ({message}); check the key under "
+            f"Heap refused the API key of this environment ({answer}); check the key under "
             f"Environments. Retrying at {when}"
         )
-    if isinstance(error, HeapUnavailable) and status:
-        return f"Heap is unavailable (HTTP {status}); retrying at {when}"
-    if isinstance(error, HeapUnavailable):
-        return f"Heap could not be reached ({message}); retrying at {when}"
-    return f"The request could not be sent ({message}); retrying at {when}"
+    if kind == "unavailable":
+        return f"Heap is unavailable (HTTP {status}){said}; retrying at {when}"
+    if kind == "unreachable":
+        return f"Heap could not be reached{said}; retrying at {when}"
+    if kind == "url_not_allowed":
+        return (
+            f"The environment's base URL is not allowed{said}; an operator can list its host in "
+            f"DESK_HEAP_URL_ALLOWLIST. Retrying at {when}"
+        )
+    if status:
+        return f"Heap answered HTTP {status} ({kind}){said}; retrying at {when}"
+    return f"The request could not be sent{said}; retrying at {when}"

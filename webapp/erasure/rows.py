@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
+from webapp.forms import hidden_character
 from webapp.heap.errors import HeapValidationError
 from webapp.heap.validation import is_non_unique_identity, normalise_user_id, validate_identity
 from webapp.models import RowClass
@@ -24,8 +26,6 @@ ABSENT = 1 << 30
 HMAC_BLOCK = 64  # SHA-256's block size in bytes
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _SCIENTIFIC = re.compile(r"[0-9.]+[eE]\+?[0-9]+")
-# A line break, tab or other control character in an identity is a data error, not a person.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 VALID = RowClass.VALID.value
 MALFORMED = RowClass.MALFORMED.value
 DUPLICATE = RowClass.DUPLICATE.value
@@ -65,7 +65,8 @@ class RowReader:
     """Turns each data row, in file order, into a checked and classified Row.
 
     Valid rows are fingerprinted as they are read; a repeat of an earlier valid row is a
-    duplicate, and identities that differ from an earlier one only in letter case are flagged.
+    duplicate, and identities that look like an earlier one (differing only in letter case or
+    Unicode composition) are flagged.
     Dates are parsed once per distinct value (a file repeats a few dates).
     """
 
@@ -104,13 +105,11 @@ class RowReader:
         if first != row.number:
             row.refuse(DUPLICATE, f"the same {row.kind} as row {first}")
         elif row.kind == "identity":
-            other = self._folded.setdefault(row.value.casefold(), row)
+            other = self._folded.setdefault(_look(row.value), row)
             if other is not row:
-                # Heap's identities are case-sensitive: both are kept, but a human should look.
-                row.warning = f"differs only in letter case from row {other.number}"
-                other.warning = (
-                    other.warning or f"differs only in letter case from row {row.number}"
-                )
+                # Heap's identities are exact: both are kept, but a human should look.
+                row.warning = _twin_warning(row.value, other)
+                other.warning = other.warning or _twin_warning(other.value, row)
 
     def _date(self, text: str) -> date | str:
         """The date, or the reason it is refused (cached per distinct text)."""
@@ -142,6 +141,26 @@ class RowReader:
         row.reference = reference or None
 
 
+def _look(identity: str) -> str:
+    """How an identity looks to a person: letter case and Unicode composition set aside
+    (a canonical caseless match, Unicode §3.13)."""
+    if identity.isascii():
+        return identity.casefold()
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", identity).casefold())
+
+
+def _twin_warning(identity: str, other: Row) -> str:
+    """Why `identity` is flagged beside `other`, a different identity that looks the same."""
+    if identity.casefold() == other.value.casefold():
+        return f"differs only in letter case from row {other.number}"
+    if unicodedata.normalize("NFC", identity) == unicodedata.normalize("NFC", other.value):
+        return (
+            f"looks the same as row {other.number} but is written with other Unicode "
+            "characters (equal after NFC normalisation)"
+        )
+    return f"differs only in letter case and Unicode composition from row {other.number}"
+
+
 def _read_identifier(row: Row, user_id: str, identity: str) -> None:
     """Validate the identifier cell(s) of a row: exactly one of user_id / identity."""
     if user_id and identity:
@@ -168,8 +187,11 @@ def _read_identifier(row: Row, user_id: str, identity: str) -> None:
         row.kind, row.value = None, None
         row.refuse(MALFORMED, reason)
         return
-    if _CONTROL.search(identity):
-        row.refuse(MALFORMED, "identity contains control characters")
+    # A line break, tab, zero-width or bidi character in an identity is a data error (or a
+    # look-alike of another person), not a person.
+    hidden = hidden_character(identity)
+    if hidden:
+        row.refuse(MALFORMED, f"identity contains {hidden}")
     elif is_non_unique_identity(identity):
         row.refuse(
             MALFORMED, "identity is a placeholder such as “null” or “undefined”, not a person"

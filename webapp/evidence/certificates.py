@@ -16,6 +16,7 @@ from webapp.evidence.facts import (
     SubjectEvidence,
     batch_evidence,
     subject_evidence,
+    subject_status,
 )
 from webapp.evidence.signing import key_id_or_none
 
@@ -169,12 +170,12 @@ def batch_certificate(ev: BatchEvidence, *, key_id: str | None) -> bytes:
     )
     pdf.heading("Subjects")
     pdf.grid(
-        ("Rows read", "Valid (sent)", "Malformed", "Duplicate", "Already requested"),
+        ("Rows read", ev.valid_label, "Malformed", "Duplicate", "Already requested"),
         [[f"{c[k]:,}" for k in ("rows", "valid", "malformed", "duplicate", "already_requested")]],
-        (1, 1, 1, 1, 1),
+        (1, 2, 1, 1, 1),  # room for "Valid (not sent: batch cancelled)" on one line
     )
     pdf.grid(
-        ("Completed", "Awaiting Heap", "Not sent yet", "Failed", "Identifiers purged"),
+        ("Completed", "Awaiting Heap", ev.unsent_label, "Failed", "Identifiers purged"),
         [
             [
                 f"{c[k]:,}"
@@ -246,8 +247,8 @@ def subject_certificate(ev: SubjectEvidence, *, key_id: str | None) -> bytes:
         )
     else:
         pdf.paragraph(
-            f"This subject's deletion is “{s.state}”: this document is not a certificate of "
-            "completed erasure.",
+            f"This subject's deletion is “{subject_status(s.state, b.state)}”: this document "
+            "is not a certificate of completed erasure.",
             10,
             bold=True,
         )
@@ -266,6 +267,7 @@ def subject_certificate(ev: SubjectEvidence, *, key_id: str | None) -> bytes:
                 "Extension",
                 f"{s.extension_months} month(s): {s.extension_reason}; subject told on "
                 f"{s.subject_informed_on}"
+                + (f"; recorded on {s.extension_recorded_on}" if s.extension_recorded_on else "")
                 if s.extension_months
                 else "none",
             ),

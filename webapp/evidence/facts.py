@@ -37,6 +37,14 @@ from webapp.trail import tree
 # single subjects (deadline extensions) are counted, so 10,000 of them stay one line.
 HISTORY_LIMIT = 200
 WITHDRAWN = (BatchState.REJECTED.value, BatchState.CANCELLED.value)
+# Batch states in which nothing has gone to Heap, and what its unsent subjects' status says:
+# a label that is true in every state ("sent" only once something was).
+NOT_SENT = {
+    BatchState.AWAITING_APPROVAL.value: "not sent: awaiting approval",
+    BatchState.APPROVED.value: "not sent yet: approved",
+    BatchState.REJECTED.value: "not sent: batch rejected",
+    BatchState.CANCELLED.value: "not sent: batch cancelled",
+}
 
 
 @dataclass
@@ -80,6 +88,23 @@ class BatchEvidence:
     def complete(self) -> bool:
         return self.batch.state == BatchState.COMPLETE.value
 
+    @property
+    def valid_label(self) -> str:
+        """What the valid count is, true in every state: "Valid (not sent: batch rejected)"."""
+        c = self.counts
+        sent = c[SubjectState.SUBMITTED.value] + c[SubjectState.COMPLETE.value]
+        sent += c[SubjectState.FAILED.value]
+        if not sent and self.batch.state in NOT_SENT:
+            return f"Valid ({NOT_SENT[self.batch.state]})"
+        if not c[SubjectState.PENDING.value]:
+            return "Valid (sent)"
+        return f"Valid ({sent:,} of them sent)"
+
+    @property
+    def unsent_label(self) -> str:
+        """The subjects not sent: never, once the batch was withdrawn."""
+        return "Never sent" if self.batch.state in WITHDRAWN else "Not sent yet"
+
 
 @dataclass
 class SubjectEvidence:
@@ -104,15 +129,41 @@ def deadline_status(
     completed_at: datetime | None,
     batch_state: str,
     today: date,
+    received_on: date | None = None,
+    extension_recorded_on: date | None = None,
 ) -> str:
-    """'met', 'missed', 'open', 'overdue', 'withdrawn' or 'not applicable' for one subject."""
+    """'met', 'missed', 'open', 'overdue', 'withdrawn' or 'not applicable' for one subject.
+
+    The one place every certificate, receipt, report and page takes "met" from. An extension
+    recorded after the first month had ended cannot make the deadline met: the subject is
+    'missed; extended late on D' once complete, 'overdue; extended late on D' until then.
+    """
     if classification != RowClass.VALID.value:
         return "not applicable"
-    if state == SubjectState.COMPLETE.value and completed_at:
+    late_on = (
+        deadlines.extended_late_on(received_on, extension_recorded_on) if received_on else None
+    )
+    complete = state == SubjectState.COMPLETE.value and completed_at
+    if complete and late_on is None:
         return "met" if completed_at.date() <= due_on else "missed"
+    late = f"; extended late on {late_on.isoformat()}" if late_on else ""
+    if complete:
+        return f"missed{late}"
     if batch_state in WITHDRAWN:
         return "withdrawn"
-    return "overdue" if today > due_on else "open"
+    return f"overdue{late}" if late or today > due_on else "open"
+
+
+def subject_status(state: str, batch_state: str) -> str:
+    """A subject's state as reports show it: a pending one in a batch never sent says why."""
+    if state == SubjectState.PENDING.value and batch_state in NOT_SENT:
+        return NOT_SENT[batch_state]
+    return state
+
+
+def deadline_kind(status: str) -> str:
+    """'met', 'missed', 'open', 'overdue', … without what a late extension adds."""
+    return status.partition(";")[0]
 
 
 def subject_deadline(subject: Subject, batch_state: str, today: date) -> str:
@@ -124,6 +175,8 @@ def subject_deadline(subject: Subject, batch_state: str, today: date) -> str:
         completed_at=subject.completed_at,
         batch_state=batch_state,
         today=today,
+        received_on=subject.received_on,
+        extension_recorded_on=subject.extension_recorded_on,
     )
 
 
@@ -190,15 +243,23 @@ def _deadlines(session: Session, batch: Batch, today: date) -> DeadlineFacts:
         Subject.due_on,
         Subject.completed_at,
         Subject.extension_months,
+        Subject.received_on,
+        Subject.extension_recorded_on,
     ).where(Subject.batch_id == batch.id, Subject.classification == RowClass.VALID.value)
-    for classification, state, due, completed_at, extension in session.exec(query):
-        status = deadline_status(
-            classification=classification,
-            state=state,
-            due_on=due,
-            completed_at=completed_at,
-            batch_state=batch.state,
-            today=today,
+    for classification, state, due, completed_at, extension, received, recorded in session.exec(
+        query
+    ):
+        status = deadline_kind(
+            deadline_status(
+                classification=classification,
+                state=state,
+                due_on=due,
+                completed_at=completed_at,
+                batch_state=batch.state,
+                today=today,
+                received_on=received,
+                extension_recorded_on=recorded,
+            )
         )
         if status in ("met", "missed", "open", "overdue"):
             setattr(facts, status, getattr(facts, status) + 1)

@@ -16,7 +16,7 @@ from sqlmodel import select
 from webapp.db import session_scope
 from webapp.erasure import deadlines
 from webapp.erasure.batches import get_batch
-from webapp.evidence.facts import deadline_status, identifier_of, requests_of
+from webapp.evidence.facts import deadline_status, identifier_of, requests_of, subject_status
 from webapp.models import Batch, Environment, RowClass, Subject
 from webapp.trail import exports
 
@@ -84,6 +84,7 @@ ROW_COLUMNS = (
     Subject.reference,
     Subject.due_on,
     Subject.extension_months,
+    Subject.extension_recorded_on,
     Subject.state,
     Subject.submitted_at,
     Subject.heap_request_id,
@@ -142,10 +143,12 @@ def batch_report(
                             completed_at=s.completed_at,
                             batch_state=batch_state,
                             today=day,
+                            received_on=s.received_on,
+                            extension_recorded_on=s.extension_recorded_on,
                         ),
                         _iso(s.submitted_at),
                         ids.get(s.heap_request_id, ""),
-                        s.state,
+                        subject_status(s.state, batch_state),
                         _iso(s.completed_at),
                         _iso(s.purged_at),
                     ]

@@ -12,9 +12,11 @@ from webapp.heap.errors import (
     HeapUnavailable,
     HeapURLNotAllowed,
     HeapValidationError,
+    error_class,
     parse_error_message,
 )
-from webapp.heap.hosts import HeapHosts, check_base_url, resolve_hosts
+from webapp.heap.hosts import HeapHosts, check_base_url, is_heap_host, resolve_hosts
+from webapp.heap.redaction import redact
 from webapp.heap.results import DeletionAccepted, DeletionStatus, IngestionResult
 from webapp.heap.validation import (
     email_key_warnings,
@@ -45,9 +47,12 @@ __all__ = [
     "Repeat",
     "check_base_url",
     "email_key_warnings",
+    "error_class",
+    "is_heap_host",
     "is_non_unique_identity",
     "normalise_user_id",
     "parse_error_message",
+    "redact",
     "resolve_hosts",
     "validate_deletion_users",
     "validate_identity",

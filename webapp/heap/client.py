@@ -14,9 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
+from webapp.heap.addresses import Allowlist
 from webapp.heap.backoff import parse_retry_after
 from webapp.heap.calls import PreparedCall, build_call, token_call
 from webapp.heap.errors import (
@@ -24,11 +26,12 @@ from webapp.heap.errors import (
     HeapError,
     HeapOutcomeUnknown,
     HeapUnavailable,
+    HeapURLNotAllowed,
     HeapValidationError,
     error_for_status,
     parse_error_message,
 )
-from webapp.heap.hosts import HeapHosts, check_base_url, resolve_hosts
+from webapp.heap.hosts import HeapHosts, check_base_url, is_heap_host, resolve_hosts
 from webapp.heap.results import DeletionAccepted, DeletionStatus, IngestionResult
 from webapp.heap.transport import Transport
 
@@ -38,6 +41,10 @@ TOKEN_TTL = 300.0
 # Refresh this long before Heap's 5-minute expiry, so a token never dies mid-call.
 TOKEN_SAFETY_MARGIN = 30.0
 _APP_ID = re.compile(r"[0-9]{1,30}", re.ASCII)
+# What Heap's ids and statuses look like (a uuid; "pending", "complete"): anything else is not
+# an answer the desk records, let alone audits.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}", re.ASCII)
+_STATUS = re.compile(r"[A-Za-z][A-Za-z0-9 _.,:;()/-]{0,63}", re.ASCII)
 
 
 class HeapClient:
@@ -78,6 +85,16 @@ class HeapClient:
         self._api_key = api_key or None
         checked = check_base_url(base_url, allowlist) if base_url else None
         self.hosts: HeapHosts = resolve_hosts(region, checked)
+        try:
+            allowed = Allowlist.parse(allowlist)
+        except ValueError as exc:
+            raise HeapURLNotAllowed(f"DESK_HEAP_URL_ALLOWLIST: {exc}") from None
+        # Only Heap's own hosts have their error texts read; any other host's answer is
+        # reduced to its HTTP status, never shown or stored (it may be anything at all).
+        self.answers_are_heaps = all(
+            is_heap_host(urlsplit(url).hostname)
+            for url in (self.hosts.ingestion, self.hosts.deletion)
+        )
         self.timeout = (float(timeout[0]), float(timeout[1]))
         self.token_ttl = float(token_ttl)
         self._clock = clock
@@ -92,6 +109,7 @@ class HeapClient:
             clock=clock,
             sleep=sleep,
             rng=rng,
+            allowlist=allowed,
         )
 
     def __repr__(self) -> str:
@@ -130,19 +148,22 @@ class HeapClient:
         if 200 <= response.status_code < 300:
             data = _json_object(response)
             request_id = data.get("deletion_request_id") if data else None
-            if not isinstance(request_id, str) or not request_id:
+            if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
                 # Accepted, but we cannot know which request it created: the workflow must
                 # treat this like a lost answer, not like a refusal.
                 raise HeapOutcomeUnknown(
-                    "Heap accepted the deletion but its answer carried no deletion_request_id",
+                    "Heap accepted the deletion but its answer carried no deletion_request_id "
+                    "(none, or not shaped like one)",
                     status=response.status_code,
                 )
             location = data.get("deletion_request_location")
             status = data.get("status")
             return DeletionAccepted(
                 deletion_request_id=request_id,
-                location=location if isinstance(location, str) else None,
-                status=status if isinstance(status, str) and status else "pending",
+                location=location if _is_location_of(location, request_id) else None,
+                status=status
+                if isinstance(status, str) and _STATUS.fullmatch(status)
+                else "pending",
             )
         raise self._error_for(response, call)
 
@@ -153,11 +174,15 @@ class HeapClient:
         if response.status_code == 200:
             data = _json_object(response)
             status = data.get("status") if data else None
-            if not isinstance(status, str) or not status:
-                raise HeapUnavailable("Heap's status answer carried no status", status=200)
+            if not isinstance(status, str) or not _STATUS.fullmatch(status):
+                raise HeapUnavailable(
+                    "Heap's status answer carried no status (none, or not a word)", status=200
+                )
             returned = data.get("deletion_request_id")
             return DeletionStatus(
-                deletion_request_id=returned if isinstance(returned, str) else deletion_request_id,
+                deletion_request_id=returned
+                if isinstance(returned, str) and _REQUEST_ID.fullmatch(returned)
+                else deletion_request_id,
                 status=status,
             )
         raise self._error_for(response, call)
@@ -229,7 +254,8 @@ class HeapClient:
         response = self._transport.send(call)
         # Heap answers {} / OK / nothing on success: only the status code counts.
         if 200 <= response.status_code < 300:
-            return IngestionResult(call.operation, response.status_code, response.text)
+            body = response.text if self.answers_are_heaps else ""
+            return IngestionResult(call.operation, response.status_code, body)
         raise self._error_for(response, call)
 
     def _token(self) -> str:
@@ -276,12 +302,19 @@ class HeapClient:
         return response
 
     def _error_for(self, response: requests.Response, call: PreparedCall) -> HeapError:
-        """Map a non-success answer to the matching HeapError, with our secrets redacted."""
-        message = parse_error_message(
-            response.text,
-            status=response.status_code,
-            content_type=response.headers.get("Content-Type", ""),
-        )
+        """Map a non-success answer to the matching HeapError, with our secrets redacted.
+
+        Only Heap's own hosts have their text read: another host's answer (a sandbox, or
+        whatever else listens where a base URL points) is reduced to its status.
+        """
+        if self.answers_are_heaps:
+            message = parse_error_message(
+                response.text,
+                status=response.status_code,
+                content_type=response.headers.get("Content-Type", ""),
+            )
+        else:
+            message = f"the server answered HTTP {response.status_code}"
         return error_for_status(
             call.operation,
             response.status_code,
@@ -295,6 +328,17 @@ class HeapClient:
             if secret:
                 text = text.replace(secret, "[redacted]")
         return text
+
+
+def _is_location_of(location: object, request_id: str) -> bool:
+    """True for a short http(s) URL ending in the request's id: a location, not free text."""
+    return (
+        isinstance(location, str)
+        and len(location) <= 500
+        and location.startswith(("https://", "http://"))
+        and location.endswith("/" + request_id)
+        and not any(ch.isspace() for ch in location)
+    )
 
 
 def _json_object(response: requests.Response) -> dict[str, Any] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-# Heap's error text is shown to officers and may end up in the audit trail: keep it short.
+# Heap's error text is shown to officers (never put in the audit trail): keep it short.
 MAX_MESSAGE_LENGTH = 500
 
 
@@ -70,6 +70,32 @@ class HeapUnavailable(HeapError):
 
 class HeapOutcomeUnknown(HeapError):
     """A non-repeatable call was sent but no answer arrived: Heap may or may not have acted."""
+
+
+def error_class(error: BaseException) -> str:
+    """A fixed name for what went wrong: what the audit trail records instead of Heap's text.
+
+    Heap's text may echo what it was sent (people's identifiers), and a host that is not Heap's
+    may answer anything at all; the trail, which can never be purged, keeps only this and the
+    HTTP status.
+    """
+    for kind, name in _CLASSES:
+        if isinstance(error, kind):
+            return name
+    if isinstance(error, HeapUnavailable):
+        return "unavailable" if error.status else "unreachable"
+    return "not_sent" if isinstance(error, HeapError) else "desk_error"
+
+
+_CLASSES: tuple[tuple[type[HeapError], str], ...] = (
+    (HeapRateLimited, "rate_limited"),
+    (HeapAuthError, "key_refused"),
+    (HeapBadRequest, "bad_request"),
+    (HeapURLNotAllowed, "url_not_allowed"),
+    (HeapValidationError, "invalid_payload"),
+    (HeapNotFound, "not_found"),
+    (HeapOutcomeUnknown, "no_answer"),
+)
 
 
 def error_for_status(

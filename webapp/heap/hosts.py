@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from webapp.heap.addresses import (
+    Allowlist,
+    canonical_host,
+    host_reason,
+    is_loopback_host,
+    is_numeric_shorthand,
+    literal_address,
+)
 from webapp.heap.errors import HeapURLNotAllowed, HeapValidationError
 
 US_HOST = "https://heapanalytics.com"
@@ -38,25 +45,19 @@ def resolve_hosts(region: str = "us", base_url: str | None = None) -> HeapHosts:
     raise HeapValidationError(f"region must be one of {', '.join(REGIONS)}", field="region")
 
 
-def is_loopback_host(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1 (also as an IPv4-mapped address)."""
-    host = host.lower().rstrip(".")
-    if host == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
+def is_heap_host(host: str | None) -> bool:
+    """True for Heap's own hosts (heap-api.md), the only ones whose answers the desk keeps."""
+    return canonical_host(host or "") in HEAP_HOSTNAMES
 
 
 def check_base_url(url: str, allowlist: Iterable[str] = ()) -> str:
-    """Return `url` without a trailing slash, or raise HeapURLNotAllowed.
+    """Return `url` without a trailing slash, or raise HeapURLNotAllowed saying why.
 
     The api_key and personal data follow this URL, so it must be http(s) without userinfo,
-    query or fragment, and its host loopback (the sandbox), Heap's own, or allow-listed.
+    query or fragment, and its host Heap's own or listed in DESK_HEAP_URL_ALLOWLIST (`host`
+    or `host:port`). Loopback, private-range and other non-public hosts — the sandbox, or
+    whatever else listens there — are accepted only when listed; names are vetted again when
+    a connection is made (addresses.AddressGuard).
     """
     if not isinstance(url, str) or not url.strip():
         raise HeapURLNotAllowed("the Heap base URL is empty")
@@ -65,27 +66,44 @@ def check_base_url(url: str, allowlist: Iterable[str] = ()) -> str:
     if any(ch.isspace() or ch == "\\" or ord(ch) < 32 for ch in url):
         raise HeapURLNotAllowed("the Heap base URL contains spaces or control characters")
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
+    if parts.scheme.lower() not in ("http", "https"):
         raise HeapURLNotAllowed("the Heap base URL must start with http:// or https://")
     if "@" in parts.netloc or parts.username is not None or parts.password is not None:
         raise HeapURLNotAllowed("the Heap base URL must not contain a user name or password")
     if parts.query or parts.fragment:
         raise HeapURLNotAllowed("the Heap base URL must not contain a query or fragment")
-    host = (parts.hostname or "").lower()
+    host = canonical_host(parts.hostname or "")
     if not host:
         raise HeapURLNotAllowed("the Heap base URL has no host")
     try:
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
     except ValueError as exc:
         raise HeapURLNotAllowed("the Heap base URL has an invalid port") from exc
-    if is_loopback_host(host):
-        return url.rstrip("/")
-    allowed = {name.strip().lower().rstrip(".") for name in allowlist if name and name.strip()}
-    if host.rstrip(".") not in HEAP_HOSTNAMES | allowed:
+    if is_numeric_shorthand(host):
         raise HeapURLNotAllowed(
-            f"host {host} is not Heap's, loopback or in the allowlist of Heap hosts"
+            f"host {host} is a numeric shorthand for {literal_address(host)}; write the address "
+            "as four decimal numbers"
+        )
+    try:
+        allowed = Allowlist.parse(allowlist)
+    except ValueError as exc:
+        raise HeapURLNotAllowed(f"DESK_HEAP_URL_ALLOWLIST: {exc}") from None
+    reason = host_reason(host)
+    if reason and not allowed.permits(host, port):
+        raise HeapURLNotAllowed(
+            f"host {host} is not Heap's: it is {reason}, refused unless DESK_HEAP_URL_ALLOWLIST "
+            f"lists it (as {_entry(host)} or {_entry(host)}:{port})"
+        )
+    if not reason and not is_heap_host(host) and not allowed.permits(host, port):
+        raise HeapURLNotAllowed(
+            f"host {host} is not Heap's, loopback or another host listed in DESK_HEAP_URL_ALLOWLIST"
         )
     # Off the machine, the Basic credentials and personal data must never travel in clear.
-    if parts.scheme != "https":
+    if parts.scheme.lower() != "https" and not is_loopback_host(host):
         raise HeapURLNotAllowed("a Heap base URL that is not loopback must use https://")
     return url.rstrip("/")
+
+
+def _entry(host: str) -> str:
+    """The host as an allowlist entry spells it (IPv6 in brackets when a port follows)."""
+    return f"[{host}]" if ":" in host else host

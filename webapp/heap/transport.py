@@ -8,18 +8,19 @@ import time
 from collections.abc import Callable
 
 import requests
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from webapp.heap.addresses import AddressGuard, Allowlist
 from webapp.heap.backoff import RETRY_STATUSES, full_jitter, parse_retry_after, request_was_sent
 from webapp.heap.calls import PreparedCall, Repeat
+from webapp.heap.connections import GuardedAdapter
 from webapp.heap.errors import HeapError, HeapOutcomeUnknown, HeapUnavailable
 
 logger = logging.getLogger(__name__)
 
 
 class Transport:
-    """One `requests.Session` with timeouts, no redirects and our own retry loop."""
+    """One `requests.Session` with timeouts, no redirects, vetted addresses, our own retries."""
 
     def __init__(
         self,
@@ -31,6 +32,7 @@ class Transport:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        allowlist: Allowlist | None = None,
     ) -> None:
         self.timeout = timeout
         self.max_attempts = max_attempts
@@ -45,7 +47,13 @@ class Transport:
         )
         # All retrying is ours and per call (PITFALLS #2): urllib3 must never repeat a POST
         # after a read timeout, nor sleep through a Retry-After of hours.
-        adapter = HTTPAdapter(max_retries=Retry(total=0, read=False, redirect=False))
+        # Every connection resolves its host once and refuses non-public addresses that
+        # DESK_HEAP_URL_ALLOWLIST does not list (a name that passed the base URL check may
+        # resolve to loopback later).
+        adapter = GuardedAdapter(
+            AddressGuard(allowlist or Allowlist()),
+            max_retries=Retry(total=0, read=False, redirect=False),
+        )
         self._session.mount("https://", adapter)
         self._session.mount("http://", adapter)
 

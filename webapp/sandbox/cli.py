@@ -82,6 +82,8 @@ def sandbox_command(
     click.echo(f"  app_id  = {app_id}")
     click.echo(f"  api_key = {api_key}")
     click.echo(f"  inspect: {url}/_sandbox/   state: {url}/_sandbox/state")
+    # The desk refuses a loopback base URL unless listed (issue 12, finding 9).
+    click.echo(f"  the desk needs DESK_HEAP_URL_ALLOWLIST={url.removeprefix('http://')}")
     if not is_loopback_host(host):
         # The admin endpoints have no authentication: anyone who can reach them can read
         # and reset everything the sandbox holds.

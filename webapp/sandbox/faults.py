@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from webapp.sandbox.config import FAULT_KINDS
 FAULT_FIELDS = frozenset(
     {
         "kind", "path", "method", "retry_after", "seconds", "shape", "message", "location",
-        "times", "status", "body", "content_type",
+        "times", "status", "body", "content_type", "echo",
     }
 )  # fmt: skip
 ERROR_SHAPES = ("text", "err", "error", "error_object", "message")
@@ -30,6 +31,9 @@ class Fault:
     # For "400": which of Heap's error body shapes to answer with.
     shape: str = "text"
     message: str = "Sandbox fault"
+    # For "400": append what the request named (its users, identities, user_ids) to the message,
+    # JSON-encoded with non-ASCII escaped — the way an API echoes the input it refuses.
+    echo: bool = False
     # For "redirect": where the 302 points.
     location: str = "https://example.invalid/moved"
     # For "respond": any answer at all (what Heap has never been seen to send, too).
@@ -79,6 +83,10 @@ def parse_fault(item: Any) -> Fault:
             setattr(fault, name, item[name])
     if fault.shape not in ERROR_SHAPES:
         raise ValueError(f"fault shape must be one of {', '.join(ERROR_SHAPES)}")
+    echo = item.get("echo", False)
+    if not isinstance(echo, bool):
+        raise ValueError("echo must be true or false")
+    fault.echo = echo
     retry_after = item.get("retry_after")
     if retry_after is not None:
         if isinstance(retry_after, bool) or not isinstance(retry_after, int | float | str):
@@ -97,6 +105,20 @@ def parse_fault(item: Any) -> Fault:
         raise ValueError("times must be a whole number, 1 or more")
     fault.times = times
     return fault
+
+
+def echoed(body: bytes) -> str:
+    """What a refused request named, as JSON (non-ASCII escaped): users, or the whole body."""
+    try:
+        data = json.loads(body.decode("utf-8")) if body else None
+    except ValueError:
+        return json.dumps(body.decode("utf-8", errors="replace"))
+    if isinstance(data, dict):
+        data = {key: value for key, value in data.items() if key != "app_id"}
+        for key in ("users", "events", "accounts"):
+            if key in data:
+                return json.dumps(data[key])
+    return json.dumps(data)
 
 
 def retry_after_header(value: float | str) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from webapp.sandbox.faults import Fault, retry_after_header
+from webapp.sandbox.faults import Fault, echoed, retry_after_header
 from webapp.sandbox.state import SandboxState
 
 MAX_BODY = 32 * 1024 * 1024
@@ -60,6 +60,7 @@ class SandboxMiddleware:
             }
         )
         environ["sandbox.notes"] = entry["notes"]
+        environ["sandbox.body"] = raw
         fault = state.take_fault(method, path)
 
         def logged_start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -100,7 +101,7 @@ class SandboxMiddleware:
             start_response(status, headers)
             return [body]
         elif kind != "expire_token":
-            return fault_response(fault)(environ, start_response)
+            return fault_response(fault, environ.get("sandbox.body", b""))(environ, start_response)
         return self.app(environ, start_response)
 
     def _run(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
@@ -122,21 +123,25 @@ class SandboxMiddleware:
         return captured["status"], captured["headers"], b"".join(chunks)
 
 
-def fault_response(fault: Fault) -> Response:
-    """Return the answer of a status fault (400, 429, 5xx, redirect, respond)."""
+def fault_response(fault: Fault, body: bytes = b"") -> Response:
+    """Return the answer of a status fault (400, 429, 5xx, redirect, respond).
+
+    A 400 with `echo` repeats what the request named (`body`), as an API refusing it might.
+    """
     if fault.kind == "respond":
         return Response(fault.body, status=fault.status, content_type=fault.content_type)
     if fault.kind == "redirect":
         return Response("", status=302, headers={"Location": fault.location})
     if fault.kind == "400":
+        message = f"{fault.message}: {echoed(body)}" if fault.echo else fault.message
         shapes = {
-            "err": {"err": {"message": fault.message}},
-            "error": {"error": fault.message},
-            "error_object": {"error": {"message": fault.message}},
-            "message": {"message": fault.message},
+            "err": {"err": {"message": message}},
+            "error": {"error": message},
+            "error_object": {"error": {"message": message}},
+            "message": {"message": message},
         }
         if fault.shape == "text":
-            return Response(fault.message, status=400, mimetype="text/plain")
+            return Response(message, status=400, mimetype="text/plain")
         return Response(json.dumps(shapes[fault.shape]), 400, mimetype="application/json")
     status = int(fault.kind)
     reason = "Too Many Requests" if status == 429 else "Server error"

@@ -6,6 +6,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlmodel import select
 
+from webapp.accounts import security_log
 from webapp.accounts import tokens as api_tokens
 from webapp.accounts import users as accounts
 from webapp.accounts.access import role_required
@@ -13,11 +14,11 @@ from webapp.db import get_session
 from webapp.forms import (
     ActionForm,
     PasswordResetForm,
-    TokenCreateForm,
     UserCreateForm,
     UserEditForm,
 )
 from webapp.models import ApiToken, Role, User, utcnow
+from webapp.views.account_forms import ApiTokenForm
 
 bp = Blueprint("admin", __name__)
 
@@ -46,6 +47,7 @@ def create_user():
                 email=form.email.data,
                 password=form.password.data,
                 role=form.role.data,
+                created_by=current_user.id,
             )
             db.commit()
         except accounts.AccountError as error:
@@ -129,7 +131,7 @@ def unlock_user(user_id: int):
 @bp.get("/admin/security")
 @role_required(Role.ADMIN)
 def security():
-    """Locked accounts and the networks being throttled right now."""
+    """Locked accounts, throttled networks, re-authentication failures and four-eyes events."""
     db = get_session()
     now = utcnow()
     locked = db.exec(select(User).where(User.locked_until > now).order_by(User.email)).all()
@@ -139,6 +141,8 @@ def security():
         ips=accounts.throttled_ips(db),
         action=ActionForm(),
         ip_limit=accounts.IP_MAX_FAILURES,
+        reauth_failures=security_log.reauth_failures(db),
+        four_eyes=security_log.four_eyes_events(db),
     )
 
 
@@ -147,25 +151,36 @@ def security():
 def tokens():
     """One's API tokens (every token for admins); a new token is shown exactly once."""
     db = get_session()
-    form = TokenCreateForm()
+    form = ApiTokenForm().for_role(current_user.role)
     new_token = None
     if form.validate_on_submit():
-        user = db.get(User, current_user.id)
         try:
             new_token = api_tokens.create_api_token(
-                db, actor=current_user.email, user=user, name=form.name.data
+                db,
+                actor=current_user.email,
+                user=db.get(User, current_user.id),
+                name=form.name.data,
+                scope=form.scope.data,
+                days=form.lifetime,
             )
         except accounts.AccountError as error:
             form.name.errors.append(str(error))
         else:
-            form = TokenCreateForm(formdata=None)
+            form = ApiTokenForm(formdata=None).for_role(current_user.role)
     query = select(ApiToken, User).join(User, User.id == ApiToken.user_id)
     if not current_user.can(Role.ADMIN):
         query = query.where(ApiToken.user_id == current_user.id)
     rows = db.exec(query.order_by(ApiToken.created_at.desc())).all()
-    return render_template(
-        "admin/tokens.html", rows=rows, form=form, new_token=new_token, action=ActionForm()
+    page = render_template(
+        "admin/tokens.html",
+        rows=rows,
+        form=form,
+        new_token=new_token,
+        action=ActionForm(),
+        now=utcnow(),
+        revoked_because=api_tokens.REVOKED_BECAUSE,
     )
+    return page, 400 if form.is_submitted() and new_token is None else 200
 
 
 @bp.post("/account/tokens/<int:token_id>/revoke")

@@ -11,7 +11,7 @@ from sqlmodel import select
 from webapp.accounts.access import role_required
 from webapp.db import get_session, session_scope
 from webapp.evidence import checkpoints, tree_heads
-from webapp.forms import ActionForm, AuditFilterForm
+from webapp.forms import ActionForm, AuditFilterForm, page_number
 from webapp.models import AuditEntry, Role
 from webapp.trail import audit, exports
 
@@ -43,7 +43,7 @@ def index():
     """Newest entries first, 50 a page, keyset-paginated so it stays fast at a million."""
     form = AuditFilterForm(request.args)
     filters = filters_from(form) if form.validate() else {}
-    before = request.args.get("before", type=int)
+    before = page_number("before", minimum=1)
     query = audit.filtered(select(AuditEntry), **filters)
     if before:
         query = query.where(AuditEntry.seq < before)

@@ -17,12 +17,13 @@ from flask_login import current_user, login_required, login_user, logout_user
 from webapp.accounts import sessions as login_sessions
 from webapp.accounts import users as accounts
 from webapp.accounts.access import Principal, client_ip, safe_next
+from webapp.accounts.sign_in import AccountLocked
 from webapp.accounts.two_factor import TwoFactorError, authenticator
 from webapp.db import get_session
 from webapp.forms import LoginForm, SetupForm
 from webapp.models import User
-from webapp.views.two_factor import start_pending
-from webapp.views.two_factor_forms import PasswordChangeWithCodeForm
+from webapp.views.account_forms import PasswordChangeForm
+from webapp.views.two_factor import sign_out_locked, start_pending
 
 bp = Blueprint("auth", __name__)
 
@@ -89,26 +90,34 @@ def logout():
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
 def change_password():
-    """Change one's own password; every other session of the account ends."""
-    form = PasswordChangeWithCodeForm()
+    """Change one's own password; other sessions and the API tokens not kept end."""
     db = get_session()
+    form = PasswordChangeForm().with_tokens(accounts.live_api_tokens(db, current_user.id))
     if form.validate_on_submit():
-        user = db.get(User, current_user.id)
         try:
             accounts.change_password(
                 db,
-                user=user,
+                user=db.get(User, current_user.id),
                 current=form.current.data,
                 new=form.new.data,
                 keep_session_id=current_user.session_id,
                 code=form.code.data,
+                keep_token_ids=form.keep_tokens.data or [],
+                ip=client_ip(),
             )
+        except AccountLocked as error:
+            return sign_out_locked(error)
         except TwoFactorError as error:
             form.code.errors.append(str(error))
         except accounts.AccountError as error:
             form.new.errors.append(str(error))
         else:
-            flash("Your password is changed. Your other sessions were signed out.", "success")
+            flash(
+                "Your password is changed. Your other sessions were signed out and the API "
+                "tokens you did not keep were revoked.",
+                "success",
+            )
             return redirect(url_for("home.dashboard"))
     needs_code = authenticator(db, current_user.id) is not None
-    return render_template("auth/password.html", form=form, needs_code=needs_code)
+    page = render_template("auth/password.html", form=form, needs_code=needs_code)
+    return page, 400 if form.is_submitted() else 200

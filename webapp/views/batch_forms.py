@@ -64,9 +64,11 @@ class UploadForm(FlaskForm):
 
 
 class ApproveForm(FlaskForm):
-    """Approval carries the SHA-256 the approver saw, so what was checked is what is approved."""
+    """Approval carries the file's and the manifest's SHA-256 the approver saw, so what was
+    checked is what is approved."""
 
     sha256 = HiddenField()
+    manifest_sha256 = HiddenField()
     submit = SubmitField("Approve and queue for submission")
 
 
@@ -78,6 +80,18 @@ class RejectForm(FlaskForm):
         render_kw={"rows": 3},
     )
     submit = SubmitField("Reject")
+
+
+class CancelForm(FlaskForm):
+    reason = TextAreaField(
+        "Reason for cancelling",
+        validators=[DataRequired(message="Give the reason."), Length(max=MAX_REASON_LENGTH)],
+        description="Kept with the batch and in the audit trail. Do not write a person's "
+        "identifier here.",
+        render_kw={"rows": 2},
+        id="cancel-reason",  # the reject form's reason field may be on the same page
+    )
+    submit = SubmitField("Cancel batch")
 
 
 class ExtendForm(FlaskForm):

@@ -15,9 +15,15 @@ from webapp.erasure import deadlines
 from webapp.erasure import pages as batch_pages
 from webapp.erasure import queries as batch_queries
 from webapp.forms import ActionForm
-from webapp.models import Role
+from webapp.models import BatchState, Role
 from webapp.trail import exports
-from webapp.views.batch_forms import ApproveForm, BatchFilterForm, RejectForm, UploadForm
+from webapp.views.batch_forms import (
+    ApproveForm,
+    BatchFilterForm,
+    CancelForm,
+    RejectForm,
+    UploadForm,
+)
 
 bp = Blueprint("batches", __name__)
 
@@ -148,14 +154,25 @@ def detail(batch_id: int):
         )
     except service.BatchNotFound:
         abort(404, f"There is no batch {batch_id}.")
+    batch = view.detail.batch
     return render_template(
         "batches/detail.html",
         view=view,
-        batch=view.detail.batch,
-        approve_form=ApproveForm(sha256=view.detail.batch.file_sha256),
+        batch=batch,
+        approve_form=ApproveForm(sha256=batch.file_sha256, manifest_sha256=batch.manifest_sha256),
         reject_form=RejectForm(),
+        cancel_form=CancelForm(),
+        may_cancel=_may_cancel(batch),
         action=ActionForm(),
     )
+
+
+def _may_cancel(batch) -> bool:
+    """Whether the page offers Cancel: the uploader or an admin; once approved, an admin only."""
+    if current_user.can(Role.ADMIN):
+        return batch.state in {s.value for s in service.CANCELLABLE}
+    own = batch.uploaded_by == current_user.id and current_user.can(Role.OFFICER)
+    return own and batch.state == BatchState.AWAITING_APPROVAL
 
 
 @bp.get("/batches/<int:batch_id>/problems.csv")
@@ -200,7 +217,11 @@ def approve(batch_id: int):
         batch_id,
         form,
         lambda db: service.approve(
-            db, actor=current_user.email, batch_id=batch_id, sha256=form.sha256.data or None
+            db,
+            actor=current_user.email,
+            batch_id=batch_id,
+            sha256=form.sha256.data or None,
+            manifest_sha256=form.manifest_sha256.data or None,
         ),
         f"Batch {batch_id} approved. It is queued: the desk sends it to Heap in the background.",
     )
@@ -224,11 +245,14 @@ def reject(batch_id: int):
 @bp.post("/batches/<int:batch_id>/cancel")
 @role_required(Role.OFFICER)
 def cancel(batch_id: int):
-    """Withdraw the batch before submission."""
+    """Withdraw the batch before submission, with a reason."""
+    form = CancelForm()
     return _act(
         batch_id,
-        ActionForm(),
-        lambda db: service.cancel(db, actor=current_user.email, batch_id=batch_id),
+        form,
+        lambda db: service.cancel(
+            db, actor=current_user.email, batch_id=batch_id, reason=form.reason.data
+        ),
         f"Batch {batch_id} cancelled. Nothing was sent to Heap.",
     )
 

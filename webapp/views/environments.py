@@ -46,9 +46,9 @@ def create():
             )
         except service.EnvironmentInputError as error:
             flash(str(error), "error")
-        else:
-            flash(f"Environment “{env.name}” saved.", "success")
-            return redirect(url_for("environments.index"))
+            return render_template("environments/form.html", form=form, environment=None), 400
+        flash(f"Environment “{env.name}” saved.", "success")
+        return redirect(url_for("environments.index"))
     return render_template("environments/form.html", form=form, environment=None)
 
 
@@ -71,9 +71,12 @@ def edit(environment_id: int):
         except service.EnvironmentInputError as error:
             db.rollback()
             flash(str(error), "error")
-        else:
-            flash("Environment saved.", "success")
-            return redirect(url_for("environments.index"))
+            page = render_template(
+                "environments/form.html", form=form, environment=env, action=ActionForm()
+            )
+            return page, 400
+        flash("Environment saved.", "success")
+        return redirect(url_for("environments.index"))
     return render_template(
         "environments/form.html", form=form, environment=env, action=ActionForm()
     )

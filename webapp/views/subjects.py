@@ -69,6 +69,9 @@ def detail(subject_id: int):
         value=identifier(hit.subject),
         form=ExtendForm(),
         first_due=deadlines.due_on(hit.subject.received_on),
+        late_on=deadlines.extended_late_on(
+            hit.subject.received_on, hit.subject.extension_recorded_on
+        ),
     )
 
 

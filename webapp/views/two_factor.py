@@ -14,8 +14,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from flask_login import current_user, login_user, logout_user
 
 from webapp.accounts import enrolment as two_factor_enrolment
+from webapp.accounts import sessions as login_sessions
 from webapp.accounts import two_factor
 from webapp.accounts.access import Principal, client_ip, role_required, safe_next
+from webapp.accounts.sign_in import AccountLocked
 from webapp.db import get_session
 from webapp.forms import ActionForm
 from webapp.models import Role, User, utcnow
@@ -59,6 +61,18 @@ def _signed_in(signed_in, marker: dict) -> str:
     session.clear()
     login_user(Principal.of(signed_in.user, session_token=signed_in.session_token))
     return marker.get("next") or url_for("home.dashboard")
+
+
+def sign_out_locked(error: AccountLocked):
+    """A re-authentication locked the account: end this session and say why, plainly."""
+    if current_user.is_authenticated and current_user.session_token:
+        login_sessions.end_session(
+            get_session(), raw_token=current_user.session_token, actor=current_user.email
+        )
+    logout_user()
+    session.clear()
+    flash(str(error), "error")
+    return redirect(url_for("auth.login"))
 
 
 def _expired():
@@ -193,6 +207,8 @@ def account_start():
             two_factor_enrolment.begin_enrolment(
                 get_session(), user_id=current_user.id, password=form.password.data
             )
+        except AccountLocked as error:
+            return sign_out_locked(error)
         except two_factor.TwoFactorError as error:
             flash(str(error), "error")
     return redirect(url_for("two_factor.account"))
@@ -232,6 +248,8 @@ def account_regenerate():
                 code=form.code.data,
                 ip=client_ip(),
             )
+        except AccountLocked as error:
+            return sign_out_locked(error)
         except two_factor.TwoFactorError as error:
             flash(str(error), "error")
         else:
@@ -255,6 +273,8 @@ def account_remove():
                 code=form.code.data,
                 ip=client_ip(),
             )
+        except AccountLocked as error:
+            return sign_out_locked(error)
         except two_factor.TwoFactorError as error:
             flash(str(error), "error")
         else:
