@@ -16,6 +16,7 @@ import corrections_helpers
 import pytest
 import sqlalchemy as sa
 from batch_fixtures import *  # noqa: F401,F403
+from evidence_fixtures import signing_key_env  # noqa: F401
 from flask import Request
 from sqlmodel import select
 from werkzeug.datastructures import ImmutableMultiDict
@@ -234,7 +235,7 @@ def swept_desk(app, make_user, upload, complete_batch):
 
 
 def test_no_get_route_answers_500_to_a_huge_number_or_a_surrogate(
-    app, auth, make_user, api_token, swept_desk
+    app, auth, make_user, api_token, swept_desk, signing_key_env
 ):
     """Every page and API GET, with each query parameter it reads set to a huge integer and
     to a surrogate's bytes: a page, a redirect or a 4xx — never a 500."""
