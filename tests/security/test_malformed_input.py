@@ -235,7 +235,12 @@ def swept_desk(app, make_user, upload, complete_batch):
 
 
 def test_no_get_route_answers_500_to_a_huge_number_or_a_surrogate(
-    app, auth, make_user, api_token, swept_desk, signing_key_env
+    app,
+    auth,
+    make_user,
+    api_token,
+    swept_desk,
+    signing_key_env,  # noqa: F811 - after `app`: PostgreSQL installs must set a key (else 503)
 ):
     """Every page and API GET, with each query parameter it reads set to a huge integer and
     to a surrogate's bytes: a page, a redirect or a 4xx — never a 500."""
