@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -56,12 +56,22 @@ def _too_large() -> str:
 
 
 def handle_http_error(error: HTTPException):
-    """Every HTTP error as a page or JSON, with a plain message."""
+    """Every HTTP error as a page or JSON, with a plain message.
+
+    A 405 keeps werkzeug's Allow header (RFC 9110 §15.5.6 requires it) and names the methods.
+    """
     status = error.code or 500
     message = None
+    allowed = sorted(getattr(error, "valid_methods", None) or [])
     if error.description == type(error).description:  # werkzeug's generic text: say more
         message = _too_large() if status == 413 else MESSAGES.get(status)
-    return _render(status, message or error.description)
+        if status == 405 and allowed:
+            message = f"This address answers only {', '.join(allowed)}."
+    body, status = _render(status, message or error.description)
+    response = make_response(body, status)
+    if status == 405 and allowed:
+        response.headers["Allow"] = ", ".join(allowed)
+    return response
 
 
 def handle_csrf_error(error: CSRFError):
