@@ -262,6 +262,24 @@ def test_replay_one_admin_cannot_approve_alone_with_a_second_account(
     assert audit_entries(app, "batch.approved") == []
 
 
+def test_the_page_offers_no_approve_button_to_a_dependent_account(
+    app, client, auth, make_user, upload
+):
+    admin = make_user("admin")
+    batch_id = upload(admin, f"identity\n{V}\n")
+    auth.login(admin)
+    _create_account_on_the_page(auth, "officer", "second.me@example.org")
+    auth.logout()
+    auth.login("second.me@example.org")
+
+    shown = page(client, f"/batches/{batch_id}")
+
+    assert 'data-testid="four-eyes-note"' in shown
+    assert "Your account was created by the author of batch" in shown
+    assert "Approve and queue for submission" not in shown
+    assert audit_entries(app, "four_eyes.refused") == []  # looking is not an attempt
+
+
 def test_an_admin_cannot_approve_the_work_of_an_account_it_created(
     app, client, auth, make_user, upload
 ):

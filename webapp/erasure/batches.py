@@ -221,6 +221,25 @@ def _require_state(batch: Batch, allowed, doing: str) -> None:
         )
 
 
+def approval_refusal_for(session: Session, *, user_id: int, batch: Batch) -> str | None:
+    """Why this account could not approve the batch (four-eyes across accounts), or None.
+
+    For the page, which then offers no Approve button; only an attempt is audited.
+    """
+    user = session.get(User, user_id)
+    if user is None or user.id == batch.uploaded_by:
+        return None  # the uploader gets a note of its own
+    refusal = four_eyes.approval_refusal(
+        session,
+        user,
+        batch.uploaded_by,
+        now=utcnow(),
+        min_age_hours=current_app.config.get("DESK_APPROVER_MIN_AGE_HOURS", 0),
+        what=f"batch {batch.id}",
+    )
+    return refusal.message if refusal else None
+
+
 def _refuse_dependent_approver(session: Session, *, actor: str, user: User, batch: Batch) -> None:
     """Four-eyes across accounts (accounts/four_eyes.py); a refusal is audited and committed."""
     author_id, batch_id = batch.uploaded_by, batch.id

@@ -155,6 +155,9 @@ def detail(batch_id: int):
     except service.BatchNotFound:
         abort(404, f"There is no batch {batch_id}.")
     batch = view.detail.batch
+    refusal = None
+    if batch.state == BatchState.AWAITING_APPROVAL and current_user.can(Role.OFFICER):
+        refusal = service.approval_refusal_for(get_session(), user_id=current_user.id, batch=batch)
     return render_template(
         "batches/detail.html",
         view=view,
@@ -163,6 +166,7 @@ def detail(batch_id: int):
         reject_form=RejectForm(),
         cancel_form=CancelForm(),
         may_cancel=_may_cancel(batch),
+        four_eyes_refusal=refusal,
         action=ActionForm(),
     )
 
