@@ -236,15 +236,22 @@ def _user(app, email: str) -> User:
         return accounts.find_user(session, email)
 
 
-def test_replay_one_admin_cannot_approve_alone_with_a_second_account(
-    app, client, auth, make_user, upload
-):
+@pytest.fixture
+def second_account(auth, make_user, upload):
+    """An admin's batch, and a second account that admin made, signed in: (admin, batch id)."""
     admin = make_user("admin")
     batch_id = upload(admin, f"identity\n{V}\n")
     auth.login(admin)
     _create_account_on_the_page(auth, "officer", "second.me@example.org")
     auth.logout()
     auth.login("second.me@example.org")
+    return admin, batch_id
+
+
+def test_replay_one_admin_cannot_approve_alone_with_a_second_account(
+    app, client, auth, second_account
+):
+    admin, batch_id = second_account
 
     response = auth.post(f"/batches/{batch_id}/approve", form_page=f"/batches/{batch_id}")
 
@@ -262,15 +269,8 @@ def test_replay_one_admin_cannot_approve_alone_with_a_second_account(
     assert audit_entries(app, "batch.approved") == []
 
 
-def test_the_page_offers_no_approve_button_to_a_dependent_account(
-    app, client, auth, make_user, upload
-):
-    admin = make_user("admin")
-    batch_id = upload(admin, f"identity\n{V}\n")
-    auth.login(admin)
-    _create_account_on_the_page(auth, "officer", "second.me@example.org")
-    auth.logout()
-    auth.login("second.me@example.org")
+def test_the_page_offers_no_approve_button_to_a_dependent_account(app, client, second_account):
+    _, batch_id = second_account
 
     shown = page(client, f"/batches/{batch_id}")
 
