@@ -216,15 +216,6 @@ class ActionForm(FlaskForm):
     submit = SubmitField("Confirm")
 
 
-class TokenCreateForm(FlaskForm):
-    name = StringField(
-        "Token name",
-        validators=[DataRequired(), Length(max=100)],
-        description="What will use it, e.g. 'ticketing integration'.",
-    )
-    submit = SubmitField("Create token")
-
-
 class EnvironmentForm(FlaskForm):
     name = StringField(
         "Name",
