@@ -10,6 +10,7 @@ from webapp.models import Role
 
 ROLES = [None, "auditor", "officer", "admin"]
 PUBLIC = {"static", "auth.setup", "auth.login", "home.index", "api.health", "api.openapi"}
+PUBLIC |= {"api.docs", "api.docs_asset"}  # the API's document, rendered: it holds no data
 # The second step of sign-in: open before sign-in, guarded by the pending second-factor marker.
 PUBLIC |= {
     "two_factor.verify",

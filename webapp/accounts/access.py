@@ -228,7 +228,14 @@ def refuse_unstorable_text():
                 abort(400, problem)
 
 
-SETUP_OPEN_ENDPOINTS = {"auth.setup", "static", "api.health", "api.openapi"}
+SETUP_OPEN_ENDPOINTS = {
+    "auth.setup",
+    "static",
+    "api.health",
+    "api.openapi",
+    "api.docs",
+    "api.docs_asset",
+}
 
 
 def require_setup():

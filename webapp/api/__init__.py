@@ -2,10 +2,11 @@
 
 from flask import jsonify
 
-from webapp.api import (
+from webapp.api import (  # noqa: F401 - docs registers /api/v1/docs, described in no PATHS
     audit_api,
     batches_api,
     corrections_api,
+    docs,
     environments_api,
     evidence_api,
     health,

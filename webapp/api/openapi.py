@@ -44,9 +44,9 @@ def document(modules: list[ModuleType]) -> dict:
             "title": "Deletion Desk API",
             "version": "1",
             "description": "GDPR erasure requests against Heap. Authenticate with "
-            "'Authorization: Bearer <token>' (create one with `desk tokens create`). Errors "
-            'are {"error": {"code", "message"}}. Every POST, PUT and DELETE needs a token with '
-            "the `write` scope.",
+            "`Authorization: Bearer <token>` (create one with `desk tokens create`). Errors "
+            'are `{"error": {"code", "message"}}`. Every POST, PUT and DELETE needs a token '
+            "with the `write` scope.",
         },
         "servers": [{"url": "/api/v1"}],
         "components": {
