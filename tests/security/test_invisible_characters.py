@@ -121,6 +121,13 @@ def test_the_approval_page_names_the_hidden_character(app, client, auth, login_a
     with app.app_context(), session_scope(write=False) as session:
         kinds = session.exec(select(Subject.classification).order_by(Subject.row_number)).all()
     assert kinds == ["valid", "malformed", "malformed"]
+    # The values as uploaded show the hidden characters: no look-alike, no reordered text.
+    raw = client.get(response.location).get_data(as_text=True)
+    assert "\u200b" not in raw and "\u202e" not in raw
+    assert (
+        'alice<mark class="hidden-char" title="ZERO WIDTH SPACE">U+200B</mark>@example.org' in raw
+    )
+    assert '<mark class="hidden-char" title="RIGHT-TO-LEFT OVERRIDE">U+202E</mark>gro.' in raw
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup, escape
 
 from webapp.accounts.access import role_required
 from webapp.db import get_session
@@ -58,6 +60,29 @@ def badge_class(value: str | None) -> str:
 def label(value: str | None) -> str:
     """A state or classification in words."""
     return service.state_label(value or "")
+
+
+@bp.app_template_filter("visible")
+def visible(text: str) -> Markup:
+    """An identifier as uploaded, its invisible characters shown: `alice⟨U+200B⟩@…`.
+
+    Zero-width characters and bidi overrides (Unicode Cf and Cc) would otherwise make a
+    malformed look-alike read exactly like the real identity, or reorder what follows it.
+    """
+    if text.isascii() and text.isprintable():
+        return escape(text)
+    parts = []
+    for char in text:
+        if unicodedata.category(char) in ("Cc", "Cf"):
+            name = unicodedata.name(char, "control character")
+            parts.append(
+                Markup('<mark class="hidden-char" title="{}">U+{:04X}</mark>').format(
+                    name, ord(char)
+                )
+            )
+        else:
+            parts.append(escape(char))
+    return Markup("").join(parts)
 
 
 @bp.app_template_filter("utc")
