@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from batch_fixtures import *  # noqa: F401,F403
+from evidence_fixtures import signing_key_env  # noqa: F401
 
 from webapp.erasure.polling import poll_due
 from webapp.erasure.submission import submit_due
@@ -46,7 +47,15 @@ class Scheduler(threading.Thread):
 
 @pytest.mark.timeout(120)
 def test_the_readme_example_runs_from_upload_to_evidence(
-    app, live_server, sandbox, sandbox_clock, make_user, make_env, desk_env, tmp_path
+    app,
+    live_server,
+    sandbox,
+    sandbox_clock,
+    make_user,
+    make_env,
+    desk_env,
+    tmp_path,
+    signing_key_env,  # noqa: F811 - after `app`: PostgreSQL installs must set a key (else 503)
 ):
     make_user("officer", email="ada@example.org")
     make_user("officer", email="ben@example.org")
