@@ -58,8 +58,8 @@ def test_identify_and_property_fix_in_the_browser(
     page.get_by_label("User properties 1: value").fill("enterprise")
     page.get_by_label("User properties 2: name").fill("Email")
     page.get_by_label("User properties 2: value").fill("ann@example.org")
-    page.get_by_role("button", name="Add 5 more rows").click()
-    assert page.get_by_label("User properties 10: name").is_visible()
+    page.get_by_role("button", name="Add 5 more rows").click()  # a form post: the page reloads
+    page.get_by_label("User properties 10: name").wait_for(state="visible")
     assert page.get_by_label("User properties 1: value").input_value() == "enterprise"
     shot("5-properties-form")
     page.get_by_role("button", name="Preview", exact=True).click()
