@@ -16,6 +16,11 @@ from webapp.trail import audit
 log = logging.getLogger(__name__)
 
 
+# The columns' sizes (models.Environment): longer input is refused in words, never by the database.
+MAX_BASE_URL_LENGTH = 500
+MAX_ACCOUNT_PROPERTY_LENGTH = 255
+
+
 class EnvironmentInputError(ValueError):
     """An environment change that cannot be made; the message is for the admin."""
 
@@ -43,6 +48,10 @@ def _validate(data: EnvironmentInput) -> EnvironmentInput:
     if data.region not in {r.value for r in Region}:
         raise EnvironmentInputError("The region must be 'us' or 'eu'.")
     base_url = (data.base_url or "").strip().rstrip("/") or None
+    if base_url and len(base_url) > MAX_BASE_URL_LENGTH:
+        raise EnvironmentInputError(
+            f"The base URL must be at most {MAX_BASE_URL_LENGTH} characters."
+        )
     if base_url:
         try:
             check_base_url(base_url, current_app.config["DESK_HEAP_URL_ALLOWLIST"])
@@ -52,6 +61,10 @@ def _validate(data: EnvironmentInput) -> EnvironmentInput:
                 "DESK_HEAP_URL_ALLOWLIST (`host` or `host:port`, comma-separated)."
             ) from None
     account_property = (data.account_property or "").strip() or None
+    if account_property and len(account_property) > MAX_ACCOUNT_PROPERTY_LENGTH:
+        raise EnvironmentInputError(
+            f"The account property must be at most {MAX_ACCOUNT_PROPERTY_LENGTH} characters."
+        )
     if account_property and account_property.lower() == "id":
         raise EnvironmentInputError("Heap forbids a property named 'id'.")
     api_key = (data.api_key or "").strip() or None

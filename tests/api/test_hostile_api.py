@@ -325,6 +325,12 @@ ENV_BODIES = [({"base_url": url}, "This base URL is not allowed (") for url in U
     ({"api_key": "key\x00"}, NUL),
     ({"region": "<b>us</b>"}, "The region must be 'us' or 'eu'."),
     ({"account_property": "ID"}, "Heap forbids a property named 'id'."),
+    # Found by schemathesis: a 256-character property was stored on SQLite (PostgreSQL: 500).
+    ({"account_property": "0" * 256}, "The account property must be at most 255 characters."),
+    (
+        {"base_url": "https://heapanalytics.com/" + "a" * 480},
+        "The base URL must be at most 500 characters.",
+    ),
     ({"__proto__": {"admin": True}}, "Unknown field(s): __proto__."),
 ]
 

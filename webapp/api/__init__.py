@@ -1,8 +1,12 @@
-"""The JSON API under /api/v1 (bearer tokens; errors as {"error": {"code", "message"}})."""
+"""The JSON API under /api/v1 (bearer tokens; errors as {"error": {"code", "message"}}).
 
-from flask import jsonify
+Each module attaches its routes, with their request and answer models, to `api`; flask-openapi3
+writes the OpenAPI 3.1 document from those models (the ones that also validate the requests).
+"""
 
-from webapp.api import (  # noqa: F401 - docs registers /api/v1/docs, described in no PATHS
+from flask import current_app, jsonify
+
+from webapp.api import (  # noqa: F401 - importing a module registers its routes on `api`
     audit_api,
     batches_api,
     corrections_api,
@@ -12,24 +16,32 @@ from webapp.api import (  # noqa: F401 - docs registers /api/v1/docs, described 
     health,
     subjects_api,
 )
-from webapp.api.blueprint import api
-from webapp.api.openapi import document
+from webapp.api.blueprint import PREFIX, api
 
 __all__ = ["api"]
 
-# Every API module; each attaches its routes to `api` and describes them in its PATHS.
-MODULES = [
-    health,
-    environments_api,
-    audit_api,
-    batches_api,
-    subjects_api,
-    corrections_api,
-    evidence_api,
-]
+DESCRIPTION = (
+    "GDPR erasure requests against Heap. Authenticate with `Authorization: Bearer <token>` "
+    "(create one under *API tokens* or with `desk tokens create`). Each token has a scope — "
+    "`read` (GET only) or `write` (also POST, PUT and DELETE; never for auditors) — and expires "
+    '1 to 365 days after its creation. Errors are `{"error": {"code", "message"}}`; a '
+    "method a path does not have is 405 with an `Allow` header."
+)
 
 
-@api.get("/openapi.json")
+def document() -> dict:
+    """The generated document, its paths relative to the `/api/v1` server."""
+    generated = current_app.api_doc
+    paths = {
+        path.removeprefix(PREFIX) or "/": item
+        for path, item in sorted(generated["paths"].items())
+        if path.startswith(PREFIX)
+    }
+    info = {**generated["info"], "description": DESCRIPTION}
+    return {**generated, "info": info, "servers": [{"url": PREFIX}], "paths": paths}
+
+
+@api.get("/openapi.json", doc_ui=False)
 def openapi():
-    """The API's OpenAPI description (public: it holds no data)."""
-    return jsonify(document(MODULES))
+    """The API's OpenAPI description (public: it holds no data), written from its models."""
+    return jsonify(document())

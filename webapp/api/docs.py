@@ -13,6 +13,7 @@ from pathlib import Path
 
 import flask_swagger_ui
 from flask import abort, render_template, send_from_directory
+from pydantic import BaseModel
 
 from webapp.api.blueprint import api
 
@@ -21,15 +22,21 @@ SWAGGER_UI = Path(flask_swagger_ui.__file__).resolve().parent / "dist"
 ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css"})
 
 
-@api.get("/docs")
+class AssetPath(BaseModel):
+    name: str
+
+
+# Public pages, not operations of the API: left out of the document. (In it, security=[]
+# would not say "public": the blueprint appends its bearer requirement to the route's list.)
+@api.get("/docs", doc_ui=False, security=[])
 def docs():
     """The API's document, readable in a browser."""
     return render_template("api/docs.html")
 
 
-@api.get("/docs/assets/<name>")
-def docs_asset(name: str):
+@api.get("/docs/assets/<name>", doc_ui=False, security=[])
+def docs_asset(path: AssetPath):
     """Swagger UI's script and style sheet."""
-    if name not in ASSETS:
+    if path.name not in ASSETS:
         abort(404)
-    return send_from_directory(SWAGGER_UI, name, max_age=86400)
+    return send_from_directory(SWAGGER_UI, path.name, max_age=86400)

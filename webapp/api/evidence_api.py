@@ -1,14 +1,23 @@
-"""Evidence over the API: batch reports, certificates, evidence packs, signed checkpoints."""
+"""Evidence over the API: batch reports, certificates, evidence packs, signed checkpoints.
+
+Each route takes its path and query as models (validated by flask-openapi3, written into the
+document). `validate_request()` sits under `role_required` and `audited_download`: the role is
+checked before the input, and the download is audited with the URL's id, as before the models.
+"""
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify, request
+from typing import Annotated, Any, Literal
+
+from flask import Response, current_app, jsonify
 from flask_login import current_user
+from flask_openapi3 import validate_request
+from pydantic import BaseModel, BeforeValidator, Field
 
 from webapp.accounts.access import role_required
+from webapp.api.audit_api import HEX64, ROLE, Query, download, whole_number
 from webapp.api.blueprint import api
-from webapp.api.common import BadInput, whole_number
-from webapp.api.openapi import op, query
+from webapp.api.schemas import ErrorBody, Id
 from webapp.db import get_session
 from webapp.erasure.batches import BatchNotFound
 from webapp.erasure.deadlines import SubjectNotFound
@@ -22,16 +31,91 @@ from webapp.trail import exports
 
 MAX_LIMIT = 1000
 FLAGS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+UNAVAILABLE = (
+    "No signing key is configured (no_signing_key), or no tree head could be signed, e.g. the "
+    "time-stamping authority did not answer (no_tree_head)."
+)
 
 
-def flag(name: str, default: bool) -> bool:
-    """A yes/no query parameter (1/0, true/false, yes/no); ValueError names a bad one."""
-    raw = request.args.get(name, "").strip().lower()
-    if not raw:
-        return default
-    if raw not in FLAGS:
-        raise ValueError(f"'{name}' must be 1 or 0, not {raw!r}.")
-    return FLAGS[raw]
+# --- request models -------------------------------------------------------------------------
+
+
+def flag(name: str, default: bool):
+    """A yes/no query parameter (1/0, true/false, yes/no); blank is the default."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            raw = value.strip().lower()
+            if not raw:
+                return default
+            if raw not in FLAGS:
+                raise ValueError(f"'{name}' must be 1 or 0, not {raw!r}.")
+            return FLAGS[raw]
+        return value
+
+    return Annotated[bool, BeforeValidator(check)]
+
+
+class BatchPath(BaseModel):
+    batch_id: Id
+
+
+class SubjectPath(BaseModel):
+    subject_id: Id
+
+
+class ReportQuery(Query):
+    masked: flag("masked", False) = Field(
+        False,
+        description="1 masks identifiers (a***@b***.com); 0 (the default) shows them while "
+        "they are retained. Also true/false, yes/no.",
+    )
+
+
+class PackQuery(Query):
+    masked: flag("masked", True) = Field(
+        True,
+        description="0 shows identifiers in the pack's report while they are retained; 1 (the "
+        "default) masks them. Also true/false, yes/no.",
+    )
+
+
+class CheckpointQuery(Query):
+    after: whole_number("after", 0) = Field(0, description="Checkpoints after this seq")
+    limit: whole_number("limit", 1) = Field(
+        100, description=f"At most this many (more than {MAX_LIMIT} count as {MAX_LIMIT})"
+    )
+
+
+# --- answer models --------------------------------------------------------------------------
+
+
+class Checkpoint(BaseModel):
+    """A signed statement that the audit chain had head `hash` at `seq` (Ed25519)."""
+
+    id: int
+    actor: str = Field(description="Who asked for it (the scheduler signs daily ones)")
+    seq: int
+    hash: str = Field(pattern=HEX64)
+    at: str = Field(description="UTC ISO 8601, the exact text that was signed")
+    signature: str = Field(description="Hex of the 64-byte Ed25519 signature")
+    key_id: str = Field(pattern=HEX64)
+    public_key: str = Field(description="The raw 32-byte public key, hex")
+
+
+class CheckpointPage(BaseModel):
+    checkpoints: list[Checkpoint]
+    next_after: int | None = Field(description="Pass as `after` for the next page; null at the end")
+
+
+class PublicKey(BaseModel):
+    algorithm: Literal["Ed25519"]
+    key_id: str = Field(pattern=HEX64, description="Hex SHA-256 of the raw public key")
+    public_key_hex: str
+    public_key_pem: str
+
+
+# --- routes ---------------------------------------------------------------------------------
 
 
 def pdf_response(data: bytes, filename: str) -> Response:
@@ -48,77 +132,130 @@ def unavailable(error: signing.SigningKeyError | tree_heads.TreeHeadError):
     return api_error(503, str(error), "no_tree_head")
 
 
-@api.get("/batches/<int:batch_id>/report.csv")
+AUDITED = " Every download is recorded in the audit trail (evidence.downloaded). "
+
+
+@api.get(
+    "/batches/<int:batch_id>/report.csv",
+    operation_id="get_batch_report",
+    summary="The batch report: one line per row, streamed as CSV",
+    description="`masked=1` masks identifiers." + AUDITED + ROLE,
+    responses={200: download("text/csv", "The report"), 404: ErrorBody},
+)
 @role_required(Role.AUDITOR)
 @audited_download("report.csv", "batch")
-def batch_report_csv(batch_id: int):
+@validate_request()
+def batch_report_csv(path: BatchPath, query: ReportQuery):
     """Every row of the batch as CSV, streamed; `masked=1` masks identifiers."""
     try:
-        masked = flag("masked", False)
         app = current_app._get_current_object()
-        chunks = evidence_reports.batch_report(app, batch_id, masked=masked)
+        chunks = evidence_reports.batch_report(app, path.batch_id, masked=query.masked)
     except ValueError as error:
         return api_error(404 if isinstance(error, BatchNotFound) else 400, str(error))
-    return exports.download(chunks, filename=f"batch-{batch_id}-report.csv", mimetype="text/csv")
+    return exports.download(
+        chunks, filename=f"batch-{path.batch_id}-report.csv", mimetype="text/csv"
+    )
 
 
-@api.get("/batches/<int:batch_id>/certificate.pdf")
+@api.get(
+    "/batches/<int:batch_id>/certificate.pdf",
+    operation_id="get_batch_certificate",
+    summary="The batch's deletion certificate (PDF)",
+    description=AUDITED.strip() + " " + ROLE,
+    responses={200: download("application/pdf", "The certificate", binary=True), 404: ErrorBody},
+)
 @role_required(Role.AUDITOR)
 @audited_download("certificate.pdf", "batch")
-def batch_certificate_pdf(batch_id: int):
+@validate_request()
+def batch_certificate_pdf(path: BatchPath):
     """The batch's deletion certificate (PDF)."""
     try:
-        data = certificates.issue_batch_certificate(get_session(), batch_id)
+        data = certificates.issue_batch_certificate(get_session(), path.batch_id)
     except BatchNotFound as error:
         return api_error(404, str(error))
-    return pdf_response(data, f"batch-{batch_id}-certificate.pdf")
+    return pdf_response(data, f"batch-{path.batch_id}-certificate.pdf")
 
 
-@api.get("/subjects/<int:subject_id>/certificate.pdf")
+@api.get(
+    "/subjects/<int:subject_id>/certificate.pdf",
+    operation_id="get_subject_certificate",
+    summary="One subject's deletion certificate (PDF)",
+    description=AUDITED.strip() + " " + ROLE,
+    responses={200: download("application/pdf", "The certificate", binary=True), 404: ErrorBody},
+)
 @role_required(Role.AUDITOR)
 @audited_download("certificate.pdf", "subject")
-def subject_certificate_pdf(subject_id: int):
+@validate_request()
+def subject_certificate_pdf(path: SubjectPath):
     """One subject's deletion certificate (PDF)."""
     try:
-        data = certificates.issue_subject_certificate(get_session(), subject_id)
+        data = certificates.issue_subject_certificate(get_session(), path.subject_id)
     except SubjectNotFound as error:
         return api_error(404, str(error))
-    return pdf_response(data, f"subject-{subject_id}-certificate.pdf")
+    return pdf_response(data, f"subject-{path.subject_id}-certificate.pdf")
 
 
-@api.get("/batches/<int:batch_id>/evidence.zip")
+@api.get(
+    "/batches/<int:batch_id>/evidence.zip",
+    operation_id="get_batch_evidence",
+    summary="The evidence pack of a batch (zip), streamed",
+    description="Certificate, masked report, the batch's audit entries with their inclusion "
+    "proofs, the signed tree head, the public key, a signed manifest and verify.py "
+    "(DESIGN.md). Identifiers in its report are masked unless `masked=0`. 503: "
+    + UNAVAILABLE
+    + AUDITED
+    + ROLE,
+    responses={
+        200: download("application/zip", "The evidence pack", binary=True),
+        404: ErrorBody,
+        503: ErrorBody,
+    },
+)
 @role_required(Role.AUDITOR)
 @audited_download("evidence.zip", "batch")
-def batch_evidence_zip(batch_id: int):
+@validate_request()
+def batch_evidence_zip(path: BatchPath, query: PackQuery):
     """The evidence pack, streamed; identifiers in its report are masked unless `masked=0`."""
     try:
-        masked = flag("masked", True)
-        chunks = evidence_pack(current_app._get_current_object(), batch_id, masked=masked)
+        app = current_app._get_current_object()
+        chunks = evidence_pack(app, path.batch_id, masked=query.masked)
     except (signing.SigningKeyError, tree_heads.TreeHeadError) as error:
         return unavailable(error)
     except ValueError as error:
         return api_error(404 if isinstance(error, BatchNotFound) else 400, str(error))
     return exports.download(
-        chunks, filename=f"batch-{batch_id}-evidence.zip", mimetype="application/zip"
+        chunks, filename=f"batch-{path.batch_id}-evidence.zip", mimetype="application/zip"
     )
 
 
-@api.get("/audit/checkpoints")
+@api.get(
+    "/audit/checkpoints",
+    operation_id="list_checkpoints",
+    summary="Signed checkpoints of the audit chain, in seq order",
+    description="`after` (a seq) and `limit` page through them. " + ROLE,
+    responses={200: CheckpointPage},
+)
 @role_required(Role.AUDITOR)
-def checkpoints_list():
+@validate_request()
+def checkpoints_list(query: CheckpointQuery):
     """Signed checkpoints in seq order: `after` (seq) and `limit` (≤ 1000) page through them."""
-    try:
-        after = whole_number("after", 0)
-        limit = min(whole_number("limit", 100, minimum=1), MAX_LIMIT)
-    except BadInput as error:
-        return api_error(400, str(error))
-    rows = checkpoints.page(get_session(), after=after, limit=limit)
+    limit = min(query.limit, MAX_LIMIT)
+    rows = checkpoints.page(get_session(), after=query.after, limit=limit)
     items = [{"id": row.id, "actor": row.actor, **checkpoints.checkpoint_dict(row)} for row in rows]
     next_after = items[-1]["seq"] if len(items) == limit else None
     return jsonify(checkpoints=items, next_after=next_after)
 
 
-@api.post("/audit/checkpoints")
+@api.post(
+    "/audit/checkpoints",
+    operation_id="create_checkpoint",
+    summary="Sign the chain's head now",
+    description="Harmless, so auditors may ask for one. 409 when the trail is empty (nothing "
+    "to sign yet); 503 (no_signing_key) when no signing key is configured. "
+    + ROLE
+    + " Token scope: write.",
+    responses={201: Checkpoint, 409: ErrorBody, 503: ErrorBody},
+)
 @role_required(Role.AUDITOR)
 def checkpoints_create():
     """Sign the chain's head now (harmless, so auditors may ask for one)."""
@@ -131,7 +268,13 @@ def checkpoints_create():
     return jsonify({"id": row.id, "actor": row.actor, **checkpoints.checkpoint_dict(row)}), 201
 
 
-@api.get("/audit/public-key")
+@api.get(
+    "/audit/public-key",
+    operation_id="get_public_key",
+    summary="The Ed25519 public key that signs checkpoints, tree heads and evidence packs",
+    description="503 (no_signing_key) when no signing key is configured. " + ROLE,
+    responses={200: PublicKey, 503: ErrorBody},
+)
 @role_required(Role.AUDITOR)
 def public_key():
     """The Ed25519 public key that signs checkpoints and evidence packs."""
@@ -141,7 +284,13 @@ def public_key():
         return unavailable(error)
 
 
-@api.get("/deadlines/report.csv")
+@api.get(
+    "/deadlines/report.csv",
+    operation_id="get_deadline_report",
+    summary="Overdue and due-within-7-days subjects as CSV, for the DPO",
+    description="Fingerprints, no identifiers. " + ROLE,
+    responses={200: download("text/csv", "The deadline report")},
+)
 @role_required(Role.AUDITOR)
 def deadline_report_csv():
     """Overdue and due-within-7-days subjects as CSV (fingerprints, no identifiers)."""
@@ -149,68 +298,3 @@ def deadline_report_csv():
     return exports.download(
         evidence_reports.deadline_report(app), filename="deadlines.csv", mimetype="text/csv"
     )
-
-
-MASKED = query("masked", "1 masks identifiers (a***@b***.com), 0 shows them while retained")
-BATCH = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-SUBJECT = {"name": "subject_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-
-
-def evidence_file(summary: str, mimetype: str, params: list, *, signed: bool = False) -> dict:
-    """The OpenAPI operation of an evidence download (`signed`: it needs a tree head)."""
-    responses = {
-        "200": {"description": "The file", "content": {mimetype: {}}},
-        "404": {"description": "No such batch or subject"},
-    }
-    if signed:
-        responses["503"] = {
-            "description": "No signing key configured (no_signing_key), or no tree head could "
-            "be signed, e.g. the time-stamping authority did not answer (no_tree_head)"
-        }
-    return op(summary, "auditor", params=params, responses=responses)
-
-
-PATHS = {
-    "/batches/{batch_id}/report.csv": {
-        "get": evidence_file("The batch report (one line per row)", "text/csv", [BATCH, MASKED])
-    },
-    "/batches/{batch_id}/certificate.pdf": {
-        "get": evidence_file("The batch's deletion certificate", "application/pdf", [BATCH])
-    },
-    "/batches/{batch_id}/evidence.zip": {
-        "get": evidence_file(
-            "The evidence pack: certificate, masked report, the batch's audit entries with "
-            "their inclusion proofs, the signed tree head, the public key, a signed manifest "
-            "and verify.py",
-            "application/zip",
-            [BATCH, MASKED],
-            signed=True,
-        )
-    },
-    "/subjects/{subject_id}/certificate.pdf": {
-        "get": evidence_file("One subject's deletion certificate", "application/pdf", [SUBJECT])
-    },
-    "/audit/checkpoints": {
-        "get": op(
-            "Signed checkpoints of the audit chain",
-            "auditor",
-            params=[
-                query("after", "Checkpoints after this seq", {"type": "integer"}),
-                query("limit", "At most this many (≤ 1000)", {"type": "integer"}),
-            ],
-        ),
-        "post": op(
-            "Sign the chain's head now",
-            "auditor",
-            responses={
-                "201": {"description": "Signed"},
-                "409": {"description": "The trail is empty"},
-                "503": {"description": "No signing key configured"},
-            },
-        ),
-    },
-    "/audit/public-key": {"get": op("The Ed25519 public key (id, hex, PEM)", "auditor")},
-    "/deadlines/report.csv": {
-        "get": evidence_file("Overdue and at-risk subjects (for the DPO)", "text/csv", [])
-    },
-}

@@ -7,16 +7,19 @@ admin's token, since they help an attacker more than a monitor.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import sqlalchemy as sa
 from flask import current_app, jsonify
 from flask_login import current_user
+from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from webapp import migrations
 from webapp.api.blueprint import api
-from webapp.api.openapi import op
 from webapp.db import close_session, get_engine, session_scope
 from webapp.lease import lease_status
 from webapp.models import ChunkState, HeapRequest, Role, utcnow
@@ -31,7 +34,47 @@ def _admin_asks() -> bool:
         return False
 
 
-@api.get("/health")
+class DatabaseState(BaseModel):
+    ok: bool = Field(description="The database answered")
+    dialect: str | SkipJsonSchema[None] = Field(None, description="sqlite or postgresql")
+    revision: list[str] | SkipJsonSchema[None] = Field(None, description="Applied migrations")
+    at_head: bool | SkipJsonSchema[None] = Field(None, description="Every migration applied")
+    error: str | SkipJsonSchema[None] = Field(None, description="Why it did not answer")
+
+
+class SchedulerState(BaseModel):
+    mode: str = Field(description="DESK_SCHEDULER: inprocess or off")
+    lease_holder: str | None = Field(None, description="host:pid of the scheduler holding it")
+    lease_valid: bool | None = None
+    fencing_token: int | None = None
+    last_tick_at: str | None = Field(None, description="UTC ISO 8601")
+    last_tick_age_seconds: float | None = None
+    last_poll_at: str | None = Field(None, description="When Heap was last polled (UTC ISO 8601)")
+    last_poll_age_seconds: float | None = None
+    open_heap_requests: int | None = Field(None, description="Heap requests not yet finished")
+
+
+class Health(BaseModel):
+    """Anyone gets `status`; an admin's token also `database` and `scheduler`."""
+
+    model_config = {"title": "Health"}
+    status: Literal["ok", "degraded"]
+    database: DatabaseState | SkipJsonSchema[None] = Field(None, description="Admin token only")
+    scheduler: SchedulerState | SkipJsonSchema[None] = Field(None, description="Admin token only")
+
+
+@api.get(
+    "/health",
+    operation_id="get_health",
+    summary="Whether the desk works: database, migrations and scheduler lease state",
+    description='No authentication needed: {"status": "ok" | "degraded"} only, and 503 when the '
+    "database cannot be used. With an admin's token: also `database` (dialect, revision, "
+    "at_head) and `scheduler` (lease holder, last tick and poll, open Heap requests).",
+    # Anonymous or with a token: OpenAPI's optional authentication. The blueprint appends its
+    # {"bearer": []} to an operation's own list, so the empty requirement is all to add here.
+    security=[{}],
+    responses={200: Health, 503: Health},
+)
 def health():
     """Database and scheduler state (details for an admin); 503 when the database is unusable."""
     engine = get_engine()
@@ -87,16 +130,3 @@ def polling_status(session: Session) -> dict:
         ),
         "open_heap_requests": open_count,
     }
-
-
-HEALTH_OPERATION = op(
-    "Whether the desk works: database, migrations and scheduler lease state",
-    None,
-    description='No authentication: {"status": "ok" | "degraded"} only (503 when the database '
-    "cannot be used). With an admin's token: also `database` (dialect, revision, at_head) and "
-    "`scheduler` (lease holder, last tick and poll, open Heap requests).",
-)
-# Anonymous or with a token: OpenAPI's optional authentication (an empty requirement first).
-HEALTH_OPERATION["security"] = [{}, {"bearer": []}]
-
-PATHS = {"/health": {"get": HEALTH_OPERATION}}

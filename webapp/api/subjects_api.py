@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import date
-
-from flask import current_app, jsonify, request
+from flask import current_app, jsonify
 from flask_login import current_user
 
 from webapp.accounts.access import role_required
+from webapp.api.batch_models import (
+    ExtendBody,
+    LookupQuery,
+    LookupResult,
+    SubjectPath,
+    SubjectView,
+    checked,
+)
 from webapp.api.blueprint import api
-from webapp.api.common import BadInput, json_body, whole_number
-from webapp.api.evidence_api import evidence_file, unavailable
-from webapp.api.openapi import op, query
+from webapp.api.evidence_api import unavailable
+from webapp.api.schemas import ErrorBody
 from webapp.db import get_session
 from webapp.erasure import deadlines, lookup
 from webapp.errors import api_error
@@ -65,24 +70,31 @@ def hit_json(hit: lookup.Hit) -> dict:
     }
 
 
-@api.get("/subjects/lookup")
+@api.get(
+    "/subjects/lookup",
+    operation_id="lookup_subject",
+    responses={200: LookupResult},
+    description=(
+        "Role: any token (auditor, officer or admin). Exactly one of `identity` or `user_id`, "
+        "optionally `environment_id`. Found by fingerprint, so it works after the raw "
+        "identifiers are purged; the search itself is audited (by fingerprint)."
+    ),
+)
 @role_required(Role.AUDITOR)
-def subjects_lookup():
-    """Every batch and state for a subject: environment_id and identity= or user_id=."""
-    identity, user_id = request.args.get("identity"), request.args.get("user_id")
-    if (identity is None) == (user_id is None):
+@checked()
+def subjects_lookup(query: LookupQuery):
+    """Every batch and state that held a subject"""
+    if (query.identity is None) == (query.user_id is None):
         return api_error(400, "Give exactly one of 'identity' or 'user_id'.")
-    kind, value = ("identity", identity) if identity is not None else ("user_id", user_id)
+    kind = "identity" if query.identity is not None else "user_id"
     try:
         hits = lookup.lookup(
             get_session(),
             kind=kind,
-            value=value,
-            environment_id=whole_number("environment_id") or None,
+            value=query.identity if query.identity is not None else query.user_id,
+            environment_id=query.environment_id or None,
             actor=current_user.email,
         )
-    except BadInput as error:
-        return api_error(400, str(error))
     except lookup.LookupRefused as error:
         return api_error(400, str(error), "invalid")
     return jsonify(
@@ -91,21 +103,46 @@ def subjects_lookup():
     )
 
 
-@api.get("/subjects/<int:subject_id>")
+@api.get(
+    "/subjects/<int:subject_id>",
+    operation_id="get_subject",
+    responses={200: SubjectView, 404: ErrorBody},
+    description="Role: any token (auditor, officer or admin).",
+)
 @role_required(Role.AUDITOR)
-def subjects_detail(subject_id: int):
-    """One subject row (by the id a lookup returned)."""
-    hit = lookup.subject_record(get_session(), subject_id)
+@checked()
+def subjects_detail(path: SubjectPath):
+    """One subject row (by the id a lookup answered)"""
+    hit = lookup.subject_record(get_session(), path.subject_id)
     if hit is None:
-        return api_error(404, f"There is no subject {subject_id}.")
+        return api_error(404, f"There is no subject {path.subject_id}.")
     return jsonify(hit_json(hit))
 
 
-@api.get("/subjects/<int:subject_id>/receipt.zip")
+RECEIPT = {
+    "description": "The receipt (a ZIP file); the download is audited",
+    "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+@api.get(
+    "/subjects/<int:subject_id>/receipt.zip",
+    operation_id="subject_receipt_zip",
+    responses={200: RECEIPT, 404: ErrorBody, 503: ErrorBody},
+    description=(
+        "Role: any token (auditor, officer or admin). A ZIP with the subject's fingerprint, "
+        "the audit entries that show it sent to Heap and completed with their inclusion "
+        "proofs, the signed tree head, a one-page PDF, the public key, a signed manifest and "
+        "verify.py. 503 (code `no_signing_key` or `no_tree_head`): no signed tree head can be "
+        "had now."
+    ),
+)
 @role_required(Role.AUDITOR)
-@audited_download("receipt.zip", "subject")
-def subjects_receipt(subject_id: int):
-    """The subject's receipt: its entries with their proofs, the signed tree head, verify.py."""
+@audited_download("receipt.zip", "subject")  # above checked(): it reads the URL's subject_id
+@checked()
+def subjects_receipt(path: SubjectPath):
+    """The subject's receipt"""
+    subject_id = path.subject_id
     try:
         chunks = subject_receipt(current_app._get_current_object(), subject_id)
     except deadlines.SubjectNotFound as error:
@@ -117,96 +154,32 @@ def subjects_receipt(subject_id: int):
     )
 
 
-def _extension(body: dict) -> dict:
-    months = body.get("months")
-    if isinstance(months, bool) or months not in (1, 2):
-        raise BadInput("'months' must be 1 or 2.")
-    reason = body.get("reason")
-    if not isinstance(reason, str):
-        raise BadInput("'reason' must be a string.")
-    try:
-        informed = date.fromisoformat(str(body.get("subject_informed_on")))
-    except ValueError:
-        raise BadInput("'subject_informed_on' must be a date in the form YYYY-MM-DD.") from None
-    return {"months": months, "reason": reason, "subject_informed_on": informed}
-
-
-@api.post("/subjects/<int:subject_id>/extend")
+@api.post(
+    "/subjects/<int:subject_id>/extend",
+    operation_id="extend_subject_deadline",
+    responses={200: SubjectView, 404: ErrorBody},
+    description=(
+        "Role: officer or admin. `months` 1 or 2, the `reason`, and `subject_informed_on`, "
+        "the date the subject was told (within the first month). 400: refused (e.g. told "
+        "after the first month, or more than 2 months in total); nothing changed."
+    ),
+)
 @role_required(Role.OFFICER)
-def subjects_extend(subject_id: int):
-    """Extend the deadline: months 1|2, reason, subject_informed_on (Art. 12(3))."""
+@checked()
+def subjects_extend(path: SubjectPath, body: ExtendBody):
+    """Extend the subject's deadline by 1 or 2 months (Art. 12(3); at most 2 in total)"""
     session = get_session()
     try:
         deadlines.extend(
-            session, actor=current_user.email, subject_id=subject_id, **_extension(json_body())
+            session,
+            actor=current_user.email,
+            subject_id=path.subject_id,
+            months=body.months,
+            reason=body.reason,
+            subject_informed_on=body.subject_informed_on,
         )
-    except BadInput as error:
-        return api_error(400, str(error), "invalid")
     except deadlines.DeadlineError as error:
         return api_error(
             error.status, str(error), "not_found" if error.status == 404 else "invalid"
         )
-    return jsonify(hit_json(lookup.subject_record(session, subject_id)))
-
-
-SUBJECT_ID = [{"name": "subject_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
-PATHS = {
-    "/subjects/lookup": {
-        "get": op(
-            "Every batch and state that held a subject (by fingerprint; works after purge)",
-            "auditor",
-            params=[
-                query("environment_id", "Only this environment", {"type": "integer"}),
-                query("identity", "The identity (exact, case-sensitive)"),
-                query("user_id", "The Heap user_id", {"type": "integer"}),
-            ],
-            responses={
-                "200": {"description": "deleted (bool) and results"},
-                "400": {"description": "Neither or both identifiers, or an invalid one"},
-            },
-        )
-    },
-    "/subjects/{subject_id}": {
-        "get": op(
-            "One subject row",
-            "auditor",
-            params=SUBJECT_ID,
-            responses={"200": {"description": "OK"}, "404": {"description": "No such subject"}},
-        )
-    },
-    "/subjects/{subject_id}/receipt.zip": {
-        "get": evidence_file(
-            "The subject's receipt: its fingerprint, the audit entries that show it sent to "
-            "Heap and completed with their inclusion proofs, the signed tree head, a one-page "
-            "PDF, the public key, a signed manifest and verify.py",
-            "application/zip",
-            SUBJECT_ID,
-            signed=True,
-        )
-    },
-    "/subjects/{subject_id}/extend": {
-        "post": op(
-            "Extend the deadline by 1 or 2 months (at most 2 in total)",
-            "officer",
-            params=SUBJECT_ID,
-            body={
-                "application/json": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["months", "reason", "subject_informed_on"],
-                        "properties": {
-                            "months": {"enum": [1, 2]},
-                            "reason": {"type": "string", "maxLength": 2000},
-                            "subject_informed_on": {"type": "string", "format": "date"},
-                        },
-                    }
-                }
-            },
-            responses={
-                "200": {"description": "The subject after the extension"},
-                "400": {"description": "Refused (e.g. told after the first month)"},
-                "404": {"description": "No such subject"},
-            },
-        )
-    },
-}
+    return jsonify(hit_json(lookup.subject_record(session, path.subject_id)))
