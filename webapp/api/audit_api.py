@@ -11,17 +11,17 @@ from typing import Annotated, Any
 
 from flask import Response, current_app, jsonify
 from flask_openapi3 import validate_request
-from pydantic import BaseModel, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import BaseModel, Field, WithJsonSchema, model_validator
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import select
 
 from webapp.accounts.access import role_required
 from webapp.api.blueprint import api
-from webapp.api.schemas import STORABLE, ErrorBody, aware_datetime, blank_or
+from webapp.api.schemas import STORABLE, ErrorBody, aware_datetime, blank_or, whole
 from webapp.db import get_session, session_scope
 from webapp.errors import api_error
 from webapp.evidence import checkpoints, signing, tree_heads, witness
-from webapp.models import MAX_ID, AuditEntry, Role
+from webapp.models import AuditEntry, Role
 from webapp.trail import audit, exports, tree
 
 MAX_LIMIT = 1000
@@ -32,24 +32,6 @@ HEX64 = r"^[0-9a-f]{64}$"
 
 
 # --- request models -------------------------------------------------------------------------
-
-
-def whole_number(name: str, low: int = 1, high: int = MAX_ID):
-    """A query whole number in [low, high]: digits only, and out of range refused with the
-    desk's message too (schemas.whole() leaves the range to pydantic's own wording)."""
-    message = f"'{name}' must be a whole number from {low} to {high}."
-
-    def check(value: Any) -> Any:
-        if isinstance(value, str):
-            digits = value.isascii() and value.isdigit() and len(value) <= len(str(high))
-            if not digits or not low <= int(value) <= high:
-                raise ValueError(message)
-            return int(value)
-        return value
-
-    # The Field before the validator: after it, pydantic writes "ge"/"le" into the schema
-    # instead of "minimum"/"maximum".
-    return Annotated[int, Field(ge=low, le=high), BeforeValidator(check)]
 
 
 def present(data: Any) -> Any:
@@ -99,8 +81,8 @@ class AuditFilters(Query):
 
 
 class AuditListQuery(AuditFilters):
-    after: whole_number("after", 0) = Field(0, description="Entries after this seq")
-    limit: whole_number("limit", 1) = Field(
+    after: whole("after", 0) = Field(0, description="Entries after this seq")
+    limit: whole("limit", 1) = Field(
         100, description=f"At most this many entries (more than {MAX_LIMIT} count as {MAX_LIMIT})"
     )
 
@@ -109,7 +91,7 @@ class AuditListQuery(AuditFilters):
 
 
 class SthQuery(Query):
-    size: whole_number("size", 1, MAX_TREE_SIZE) | SkipJsonSchema[None] = Field(
+    size: whole("size", 1, MAX_TREE_SIZE) | SkipJsonSchema[None] = Field(
         None, description="The tree size of an earlier head (default: the latest head)"
     )
 
@@ -123,8 +105,8 @@ def both(data: Any, first: str, second: str) -> Any:
 
 
 class InclusionQuery(BaseModel):
-    seq: whole_number("seq", 1, MAX_TREE_SIZE) = Field(description="The entry's seq")
-    size: whole_number("size", 1, MAX_TREE_SIZE) = Field(
+    seq: whole("seq", 1, MAX_TREE_SIZE) = Field(description="The entry's seq")
+    size: whole("size", 1, MAX_TREE_SIZE) = Field(
         description="The tree size (that of a signed head)"
     )
 
@@ -135,8 +117,8 @@ class InclusionQuery(BaseModel):
 
 
 class ConsistencyQuery(BaseModel):
-    first: whole_number("first", 1, MAX_TREE_SIZE) = Field(description="The earlier tree size")
-    second: whole_number("second", 1, MAX_TREE_SIZE) = Field(
+    first: whole("first", 1, MAX_TREE_SIZE) = Field(description="The earlier tree size")
+    second: whole("second", 1, MAX_TREE_SIZE) = Field(
         description="The later tree size (not smaller than `first`)"
     )
 

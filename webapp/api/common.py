@@ -12,7 +12,6 @@ from werkzeug.exceptions import BadRequest
 from webapp import forms
 from webapp.api.schemas import plain_message
 from webapp.errors import api_error
-from webapp.models import MAX_ID
 
 
 class BadInput(ValueError):
@@ -36,16 +35,6 @@ def json_body() -> dict:
     if problem:
         raise BadInput(problem)
     return body
-
-
-def whole_number(
-    name: str, default: int | None = None, *, minimum: int = 0, maximum: int = MAX_ID
-) -> int | None:
-    """The query argument `name` as a whole number in [minimum, maximum], or BadInput."""
-    try:
-        return forms.whole_number(name, default, minimum=minimum, maximum=maximum)
-    except forms.UnfitInput as error:
-        raise BadInput(str(error)) from None
 
 
 def bad_input(error: Exception, status: int = 422):

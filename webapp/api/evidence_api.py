@@ -15,9 +15,9 @@ from flask_openapi3 import validate_request
 from pydantic import BaseModel, BeforeValidator, Field
 
 from webapp.accounts.access import role_required
-from webapp.api.audit_api import HEX64, ROLE, Query, download, whole_number
+from webapp.api.audit_api import HEX64, ROLE, Query, download
 from webapp.api.blueprint import api
-from webapp.api.schemas import ErrorBody, Id
+from webapp.api.schemas import ErrorBody, Id, whole
 from webapp.db import get_session
 from webapp.erasure.batches import BatchNotFound
 from webapp.erasure.deadlines import SubjectNotFound
@@ -81,8 +81,8 @@ class PackQuery(Query):
 
 
 class CheckpointQuery(Query):
-    after: whole_number("after", 0) = Field(0, description="Checkpoints after this seq")
-    limit: whole_number("limit", 1) = Field(
+    after: whole("after", 0) = Field(0, description="Checkpoints after this seq")
+    limit: whole("limit", 1) = Field(
         100, description=f"At most this many (more than {MAX_LIMIT} count as {MAX_LIMIT})"
     )
 

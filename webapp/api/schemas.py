@@ -36,21 +36,22 @@ class ErrorBody(BaseModel):
 COMMON_ERRORS: dict[int, type[BaseModel]] = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody}
 
 
-def _digits(name: str, low: int, high: int):
-    """A query/path whole number written with digits only (pydantic's lax mode takes "1.0")."""
+def whole(name: str, low: int = 1, high: int = MAX_ID):
+    """An int field in [low, high]: written with digits only (pydantic's lax mode would take
+    "1.0"), and out of range or badly written refused with the desk's message."""
+    message = f"'{name}' must be a whole number from {low} to {high}."
 
     def check(value: Any) -> Any:
-        if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-            raise ValueError(f"'{name}' must be a whole number from {low} to {high}.")
+        if isinstance(value, str):
+            digits = value.isascii() and value.isdigit() and len(value) <= len(str(high))
+            if not digits or not low <= int(value) <= high:
+                raise ValueError(message)
+            return int(value)
         return value
 
-    return BeforeValidator(check)
-
-
-def whole(name: str, low: int = 1, high: int = MAX_ID):
-    """An int field in [low, high] that, written badly, is refused with the desk's message."""
-    # The Field before the validator: after it, the bounds are left out of the document.
-    return Annotated[int, Field(ge=low, le=high), _digits(name, low, high)]
+    # The Field before the validator: after it, pydantic writes "ge"/"le" into the schema
+    # instead of "minimum"/"maximum", and the bounds are lost from the document.
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(check)]
 
 
 def blank_or(schema: dict) -> dict:
