@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlmodel import Session, select
 
+from webapp import tool_policy
 from webapp.crypto import DecryptionError, decrypt, encrypt, fingerprint
 from webapp.heap import HeapClient, HeapError, HeapURLNotAllowed, check_base_url, error_class
 from webapp.models import Environment, Region, utcnow
@@ -122,6 +123,7 @@ def create_environment(session: Session, *, actor: str, data: EnvironmentInput) 
         _set_key(env, data.api_key)
     session.add(env)
     session.flush()
+    tool_policy.store_default(session, env)
     audit.record(
         session,
         actor=actor,

@@ -180,6 +180,28 @@ class Environment(SQLModel, table=True):
     last_connection_ok_at: datetime | None = Field(default=None, sa_column=at_column())
 
 
+class EnvironmentPolicy(SQLModel, table=True):
+    """Which Heap operations the desk offers for an environment, and the guardrails on them.
+
+    The JSON columns hold `operations` ({operation: bool}), `forbidden_property_keys` ([name or
+    glob pattern]) and `descriptions` ({operation: text}); webapp.tool_policy reads and checks
+    them. An environment without a row has the defaults for its kind.
+    """
+
+    __tablename__ = "environment_policies"
+
+    environment_id: int = Field(foreign_key="environments.id", primary_key=True)
+    operations: str = Field(default="{}", sa_column=sa.Column(sa.Text(), nullable=False))
+    corrections_four_eyes_above: int | None = Field(default=None)
+    max_items: int
+    forbidden_property_keys: str = Field(
+        default="[]", sa_column=sa.Column(sa.Text(), nullable=False)
+    )
+    descriptions: str = Field(default="{}", sa_column=sa.Column(sa.Text(), nullable=False))
+    updated_by: str | None = Field(default=None, max_length=254)
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+
+
 # --- audit trail ------------------------------------------------------------------------
 
 
@@ -419,6 +441,8 @@ class CorrectionOperation(enum.StrEnum):
 class CorrectionState(enum.StrEnum):
     """Where a correction stands; `sending` is committed before the first Heap call."""
 
+    AWAITING_APPROVAL = "awaiting_approval"  # the policy's four-eyes: a second officer approves
+    REJECTED = "rejected"  # refused by the second officer; nothing was sent
     SENDING = "sending"  # found so long after it began: the desk stopped mid-way (retry it)
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # some calls accepted, some not
@@ -447,7 +471,7 @@ class Correction(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     environment_id: int = Field(foreign_key="environments.id", index=True)
     operation: str = Field(max_length=32)
-    state: str = Field(default=CorrectionState.SENDING.value, max_length=16)
+    state: str = Field(default=CorrectionState.SENDING.value, max_length=24)
     actor: str = Field(max_length=254)
     item_count: int = Field(default=1)
     call_count: int = Field(default=1)
@@ -466,6 +490,12 @@ class Correction(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
     started_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
     completed_at: datetime | None = Field(default=None, sa_column=at_column())
+    # Four-eyes (the environment's tool policy): who asked, and who decided, with what reason.
+    author_id: int | None = Field(default=None, foreign_key="users.id")
+    approval_required: bool = Field(default=False)
+    decided_by: str | None = Field(default=None, max_length=254)
+    decided_at: datetime | None = Field(default=None, sa_column=at_column())
+    decision_reason: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
 
 
 class CorrectionCall(SQLModel, table=True):

@@ -16,6 +16,8 @@ class Preview:
     environment: Environment
     plan: Plan
     hits: list[GuardHit]
+    # The environment's policy asks a second officer to approve it before it is sent.
+    needs_approval: bool = False
 
     @property
     def guard_message(self) -> str | None:

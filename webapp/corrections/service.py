@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from webapp import tool_policy
 from webapp.corrections.guard import (
     check_guard,
     deleting_batches,
@@ -23,7 +24,7 @@ from webapp.corrections.guard import (
     identify_notices,
 )
 from webapp.corrections.pacing import Pacer
-from webapp.corrections.plans import CorrectionInputError, plan
+from webapp.corrections.plans import CorrectionInputError, Plan, plan
 from webapp.corrections.preview import Preview
 from webapp.corrections.sending import calls_of, record_intent, record_outcome, send_calls
 from webapp.crypto import decrypt
@@ -51,6 +52,18 @@ class NotRetryable(CorrectionInputError):
     code = "not_retryable"
 
 
+class OperationDisabled(CorrectionInputError):
+    """The environment's tool policy switches this operation off."""
+
+    code = "operation_disabled"
+
+
+class PolicyRefused(CorrectionInputError):
+    """The environment's guardrails refuse this correction (too many items, a forbidden key)."""
+
+    code = "policy"
+
+
 class CorrectionNotFound(LookupError):
     """No correction has this id."""
 
@@ -67,6 +80,10 @@ def preview(session: Session, *, environment_id: int, family: str, data: dict[st
     env = session.get(Environment, environment_id) if isinstance(environment_id, int) else None
     if env is None:
         raise CorrectionInputError("Choose a Heap environment.")
+    policy = tool_policy.policy_of(session, env)
+    operation = tool_policy.FAMILY_OPERATION.get(family)
+    if operation is not None and not policy.allows(operation):
+        raise OperationDisabled(tool_policy.disabled_message(env, operation))
     if "app_id" in data:
         # Bodies copied from Heap's documentation carry an app_id: it must be this one's.
         data = dict(data)
@@ -77,10 +94,37 @@ def preview(session: Session, *, environment_id: int, family: str, data: dict[st
             )
     with _client(env) as client:
         found = plan(client, family, data, account_property=env.account_property)
+    problems = tool_policy.correction_refusals(
+        policy, items=found.items, property_keys=property_keys(found)
+    )
+    if problems:
+        raise PolicyRefused(problems)
     if found.operation == Op.IDENTIFY:
         identity, user_id = (fingerprint_of(named) for named in found.named)
         found.notices += identify_notices(session, env.id, identity, user_id, utcnow())
-    return Preview(env, found, guard_hits(session, found.named))
+    return Preview(
+        env, found, guard_hits(session, found.named), policy.needs_four_eyes(found.items)
+    )
+
+
+def property_keys(found: Plan) -> list[str]:
+    """Every property key the correction's calls write (user, account and event properties)."""
+    keys: dict[str, None] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key == "properties" and isinstance(inner, dict):
+                    keys.update(dict.fromkeys(str(name) for name in inner))
+                else:
+                    walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    for call in found.calls:
+        walk(call.json_body)
+    return list(keys)
 
 
 def send(

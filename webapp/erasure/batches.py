@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlmodel import Session
 
+from webapp import tool_policy
 from webapp.accounts import four_eyes
 from webapp.accounts.users import find_user
 from webapp.erasure import deadlines, intake
@@ -45,6 +46,12 @@ class WrongState(BatchError):
 
 class SelfApproval(WrongState):
     code = "self_approval"
+
+
+class DeletionDisabled(NotAllowed):
+    """The environment's tool policy switches deletion off."""
+
+    code = "operation_disabled"
 
 
 class FourEyesRefused(NotAllowed):
@@ -91,7 +98,14 @@ def _environment(session: Session, environment_id: int | None) -> Environment:
             "accepts Main Production's app_id and API key, and one deletion covers every "
             "environment of the account. Upload the list for Main Production."
         )
+    _refuse_if_deletion_disabled(session, env)
     return env
+
+
+def _refuse_if_deletion_disabled(session: Session, env: Environment | None) -> None:
+    """The environment's tool policy may switch deletion off (webapp.tool_policy)."""
+    if env is not None and (why := tool_policy.refusal(session, env, "deletion")):
+        raise DeletionDisabled(why)
 
 
 def _display_filename(filename: str | None) -> str | None:
@@ -284,6 +298,7 @@ def approve(
     batch = get_batch(session, batch_id)
     _require_state(batch, (BatchState.AWAITING_APPROVAL,), "approved")
     _refuse_dependent_approver(session, actor=actor, user=user, batch=batch)
+    _refuse_if_deletion_disabled(session, session.get(Environment, batch.environment_id))
     if sha256 is not None and sha256.strip().lower() != batch.file_sha256:
         raise WrongState("The SHA-256 you confirmed is not this batch's file; nothing changed.")
     if manifest_sha256 is not None and manifest_sha256.strip().lower() != batch.manifest_sha256:

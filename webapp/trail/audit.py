@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,6 +92,21 @@ def head(session: Session) -> AuditEntry | None:
     return session.exec(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).first()
 
 
+# The channel a call came through when it is not a page or the REST API ("mcp"): every entry
+# written while it is set carries it as details["via"].
+_VIA: ContextVar[str | None] = ContextVar("desk_audit_via", default=None)
+
+
+@contextmanager
+def via(channel: str) -> Iterator[None]:
+    """Mark every entry recorded inside the block as made through `channel`."""
+    token = _VIA.set(channel)
+    try:
+        yield
+    finally:
+        _VIA.reset(token)
+
+
 def record(
     session: Session,
     *,
@@ -104,6 +121,9 @@ def record(
 
     Details must never carry a personal identifier, token or API key: pass fingerprints.
     """
+    channel = _VIA.get()
+    if channel is not None and "via" not in (details or {}):
+        details = {**(details or {}), "via": channel}
     _lock_chain(session)
     last_seq, last_hash = _last_link(session)
     entry = {
