@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format install migrate sandbox demo bench load clean browser-deps
+.PHONY: run test lint format install migrate sandbox demo demo-reset bench load clean browser-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,15 +24,24 @@ migrate: install
 run: migrate
 	$(BIN)/desk serve
 
-## A demo on http://127.0.0.1:8000: the Heap sandbox, demo accounts (two-factor off), a sample list.
-DEMO_ENV := DESK_DATABASE_URL=sqlite:///$(CURDIR)/instance/demo.db DESK_2FA_REQUIRED_ROLES= DESK_POLL_INTERVAL_SECONDS=60 \
-	DESK_HEAP_URL_ALLOWLIST=127.0.0.1:8765
+## A demo on http://127.0.0.1:$(DEMO_PORT): the Heap sandbox on $(SANDBOX_PORT) holding the sample
+## list's people, demo accounts (two-factor off), a sample list. `make demo-reset` starts it afresh.
+DEMO_PORT ?= 8000
+SANDBOX_PORT ?= 8765
+DEMO_DB := $(CURDIR)/instance/demo.db
+DEMO_ENV := DESK_DATABASE_URL=sqlite:///$(DEMO_DB) DESK_2FA_REQUIRED_ROLES= DESK_POLL_INTERVAL_SECONDS=60 \
+	DESK_HEAP_URL_ALLOWLIST=127.0.0.1:$(SANDBOX_PORT) DESK_PORT=$(DEMO_PORT)
 demo: install
-	@if [ ! -f instance/demo.db ]; then \
-		$(DEMO_ENV) $(BIN)/desk db upgrade && $(DEMO_ENV) $(BIN)/desk demo-seed; \
-	fi
-	@$(BIN)/desk sandbox --port 8765 & SANDBOX=$$!; trap "kill $$SANDBOX" EXIT INT TERM; \
+	@$(DEMO_ENV) $(BIN)/desk db upgrade >/dev/null
+	@$(DEMO_ENV) $(BIN)/desk demo-seed --sandbox-url http://127.0.0.1:$(SANDBOX_PORT)
+	@$(BIN)/desk sandbox --port $(SANDBOX_PORT) --people instance/demo-subjects.csv & SANDBOX=$$!; \
+		trap "kill $$SANDBOX" EXIT INT TERM; \
 		$(DEMO_ENV) $(BIN)/desk serve
+
+## Forget the demo: its database and sample list (the sandbox keeps nothing between runs).
+demo-reset:
+	rm -f $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm instance/demo-subjects.csv
+	@echo "The demo starts afresh at the next make demo."
 
 ## The Heap sandbox on http://127.0.0.1:8765 (point an environment's base URL at it).
 sandbox: install

@@ -97,15 +97,26 @@ _register_sandbox()
 @main.command("demo-seed")
 @click.option("--sandbox-url", default="http://127.0.0.1:8765", show_default=True)
 def demo_seed(sandbox_url: str) -> None:
-    """Seed an EMPTY database with demo accounts and a sandbox environment (`make demo`)."""
+    """Seed an empty database with demo accounts and a sandbox environment (`make demo`); on a
+    database it seeded before, point the demo environment at --sandbox-url."""
     from webapp import demo
 
     app = make_app()
     _require_head(app)
     csv_path = Path(app.instance_path) / "demo-subjects.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
     with app.app_context(), session_scope(write=True) as session:
         try:
-            emails = demo.seed(session, sandbox_url=sandbox_url, csv_path=csv_path)
+            if accounts.user_count(session):
+                if demo.repoint(session, sandbox_url=sandbox_url):
+                    click.echo(f"The demo environment now points at {sandbox_url}.")
+                else:
+                    click.echo(f"The demo is seeded already (sandbox {sandbox_url}).")
+                if not csv_path.exists():
+                    csv_path.write_text(demo.sample_csv(), encoding="utf-8")
+                emails = [email for email, _ in demo.DEMO_ACCOUNTS]
+            else:
+                emails = demo.seed(session, sandbox_url=sandbox_url, csv_path=csv_path)
         except demo.DemoError as error:
             raise click.ClickException(str(error)) from None
     click.echo("Demo accounts (password for all: " + repr(demo.DEMO_PASSWORD) + "):")

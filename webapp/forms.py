@@ -29,6 +29,7 @@ from wtforms.validators import (
     Regexp,
     ValidationError,
 )
+from wtforms.widgets import TextInput
 
 from webapp.models import MAX_ID, Region, Role
 
@@ -265,6 +266,33 @@ class EnvironmentForm(FlaskForm):
             raise ValidationError("Main Production needs its deletion API key.")
 
 
+class IsoDateField(DateField):
+    """A date typed as YYYY-MM-DD, as the desk writes dates everywhere.
+
+    A text box rather than the browser's date picker, which shows the viewer's locale format
+    (mm/dd/yyyy in Chromium's en-US) while every page, file and export says YYYY-MM-DD.
+    """
+
+    widget = TextInput()
+
+    def __init__(self, label=None, validators=None, **kwargs):
+        render_kw = {
+            "placeholder": "YYYY-MM-DD",
+            "inputmode": "numeric",
+            "pattern": r"\d{4}-\d{2}-\d{2}",
+            "autocomplete": "off",
+            "spellcheck": "false",
+            **(kwargs.pop("render_kw", None) or {}),
+        }
+        super().__init__(label, validators, format="%Y-%m-%d", render_kw=render_kw, **kwargs)
+
+    def process_formdata(self, valuelist):
+        try:
+            super().process_formdata([value.strip() for value in valuelist])
+        except ValueError:
+            raise ValueError("Write the date as YYYY-MM-DD, for example 2026-03-31.") from None
+
+
 class AuditFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET filter changes nothing
@@ -273,5 +301,5 @@ class AuditFilterForm(FlaskForm):
     action = StringField("Action", validators=[Optional(), Length(max=64)])
     target_type = StringField("Target type", validators=[Optional(), Length(max=32)])
     target_id = StringField("Target id", validators=[Optional(), Length(max=64)])
-    since = DateField("From", validators=[Optional()])
-    until = DateField("To (inclusive)", validators=[Optional()])
+    since = IsoDateField("From", validators=[Optional()])
+    until = IsoDateField("To (inclusive)", validators=[Optional()])

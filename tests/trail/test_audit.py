@@ -225,7 +225,8 @@ def test_audit_page_filters_and_verify_button(app, client, auth, make_user):
     auth.login(email)
     _append(app, 3, actor="robot")
     page = client.get("/audit?actor=robot").get_data(as_text=True)
-    assert page.count("test.appended") == 3 and "login.succeeded" not in page
+    rows = page.split("<tbody>")[1]
+    assert rows.count("test.appended") == 3 and "login.succeeded" not in rows
     flashed = auth.post("/audit/verify", form_page="/audit", follow_redirects=True)
     assert "The audit trail verifies" in flashed.get_data(as_text=True)
 
@@ -252,3 +253,52 @@ def test_audit_index_used_for_actor_filter(app):
         "ix_audit_entries_target",
         "ix_audit_entries_at",
     } <= indexes
+
+
+def test_audit_filters_offer_the_actions_and_actors_that_exist(app, client, auth, make_user):
+    email = make_user("auditor")
+    auth.login(email)
+    _append(app, 2, actor="robot")
+    page = client.get("/audit?action=test.appended").get_data(as_text=True)
+    assert '<option value="test.appended" selected>' in page
+    assert '<option value="robot">' in page and f'<option value="{email}">' in page
+    assert '<option value="login.succeeded">' in page
+
+
+def test_distinct_values_walk_the_index_one_value_at_a_time(app):
+    _append(app, 3, actor="robot")
+    _append(app, 2, actor="android")
+    with app.app_context(), session_scope(write=False) as session:
+        assert audit.distinct_values(session, "actor") == ["android", "robot"]
+        assert audit.distinct_values(session, "actor", limit=1) == ["android"]
+        with pytest.raises(ValueError):
+            audit.distinct_values(session, "details")
+
+
+def test_audit_page_size_is_chosen_and_bounded(app, client, auth, make_user):
+    auth.login(make_user("auditor"))
+    _append(app, 30)
+    page = client.get("/audit?per_page=100").get_data(as_text=True)
+    assert "Older »" not in page and '<option value="100" selected>' in page
+    small = client.get("/audit").get_data(as_text=True)
+    assert "Older »" in small and "per_page" not in small.split("Older »")[0].rsplit("href=", 1)[1]
+    assert client.get("/audit?per_page=0").status_code == 400
+    assert client.get("/audit?per_page=5000").status_code == 400
+
+
+def test_audit_details_read_as_lines_with_the_json_one_click_away(app, client, auth, make_user):
+    auth.login(make_user("auditor"))
+    with app.app_context(), session_scope(write=True) as session:
+        audit.record(
+            session,
+            actor="robot",
+            action="test.nested",
+            target_type="test",
+            details={"after": {"max_items": 5, "on": True}, "changed": ["max_items"], "gone": None},
+        )
+        session.commit()
+    page = client.get("/audit?action=test.nested").get_data(as_text=True)
+    assert '<span class="k">after.max_items:</span> 5' in page
+    assert '<span class="k">after.on:</span> yes' in page
+    assert '<span class="k">changed:</span> max_items' in page
+    assert "<summary>" in page and '"max_items": 5' in page.replace("&#34;", '"')

@@ -262,7 +262,7 @@ def test_markup_in_upload_reference_rejection_and_extension_is_escaped(
     [
         ({"reference": "r" * 256}, "Field cannot be longer than 255 characters."),
         ({"paste_kind": SCRIPT, "pasted": "ada@x.org"}, "Not a valid choice."),
-        ({"received_on": "2025-02-30"}, "Not a valid date value."),
+        ({"received_on": "2025-02-30"}, "Write the date as YYYY-MM-DD"),
         ({"environment_id": HUGE}, "Not a valid choice."),
         ({"environment_id": "1 OR 1=1"}, "Invalid Choice: could not coerce."),
     ],
@@ -393,3 +393,15 @@ def test_out_of_range_ids_are_404_pages(client, auth, login_as, stored, method, 
     assert response.status_code == 404
     assert "There is nothing here." in _text(response)
     assert stored() == before
+
+
+def test_date_boxes_say_and_take_yyyy_mm_dd(client, login_as):
+    """The browser's date picker shows the viewer's locale (mm/dd/yyyy); the desk's boxes say
+    YYYY-MM-DD like every page, file and export."""
+    login_as("auditor")
+    page = client.get("/audit").get_data(as_text=True)
+    assert 'type="date"' not in page
+    assert 'placeholder="YYYY-MM-DD"' in page and 'id="since"' in page
+    assert client.get("/audit?since=2026-01-31&until= 2026-02-01 ").status_code == 200
+    refused = client.get("/audit?since=01/31/2026").get_data(as_text=True)
+    assert "Write the date as YYYY-MM-DD" in refused

@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from pathlib import Path
+
 import click
 
 from webapp.heap.hosts import is_loopback_host
 from webapp.sandbox.config import DEFAULT_API_KEY, DEFAULT_APP_ID, RANDOM_FAULT_KINDS
 from webapp.sandbox.server import make_sandbox_server, server_url
+
+
+def read_people(text: str) -> list[dict[str, str]]:
+    """The people of a CSV with `user_id` and/or `identity` (or `email`) columns, as Heap
+    deletion targets: rows whose user_id is not a number, or that name nobody, are skipped."""
+    people = []
+    for row in csv.DictReader(io.StringIO(text)):
+        row = {(key or "").strip().lower(): (value or "").strip() for key, value in row.items()}
+        identity = row.get("identity") or row.get("email")
+        user_id = row.get("user_id")
+        if user_id and not user_id.isdigit():
+            continue
+        person = {"identity": identity} if identity else {}
+        if user_id:
+            person["user_id"] = user_id
+        if person:
+            people.append(person)
+    return people
 
 
 @click.command("sandbox")
@@ -44,6 +66,13 @@ from webapp.sandbox.server import make_sandbox_server, server_url
 )
 @click.option("--seed", default=None, type=int, help="Seed for random faults.")
 @click.option("--no-rate-limit", is_flag=True, help="Turn off the 30 requests / 30 s limit.")
+@click.option(
+    "--people",
+    "people_csv",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A CSV (user_id and/or identity columns) of people who exist in Heap from the start.",
+)
 def sandbox_command(
     host: str,
     port: int,
@@ -57,6 +86,7 @@ def sandbox_command(
     fault_kinds: str,
     seed: int | None,
     no_rate_limit: bool,
+    people_csv: Path | None,
 ) -> None:
     """Run a fake Heap (ingestion + user deletion API) until Ctrl-C."""
     try:
@@ -77,6 +107,9 @@ def sandbox_command(
         )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
+    if people_csv is not None:
+        count = _state.add_people(app_id, read_people(people_csv.read_text(encoding="utf-8")))
+        click.echo(f"  {count} people exist in app {app_id} from the start ({people_csv.name})")
     url = server_url(server)
     click.echo(f"Heap sandbox listening on {url}")
     click.echo(f"  app_id  = {app_id}")

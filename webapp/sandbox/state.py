@@ -156,6 +156,20 @@ class SandboxState:
             return None
 
     # ----- deletions ------------------------------------------------------------------
+    def add_people(self, app_id: str, people: list[dict[str, str]]) -> int:
+        """Make people exist in `app_id` from the start (a demo's users): each gets one
+        "Signed up" event, and a user_id with an identity is identified with it."""
+        with self.lock:
+            environment, now = self.environment(app_id), self.clock()
+            for person in people:
+                identity, user_id = person.get("identity"), person.get("user_id")
+                if identity and user_id:
+                    environment.identify(user_id, identity, now)
+                environment.track(
+                    {"event": "Signed up", "identity": identity, "user_id": user_id}, now
+                )
+            return len(environment.users) + len(environment.anonymous)
+
     def create_deletion(self, app_id: str, users: list[dict[str, Any]]) -> DeletionRecord:
         """Record a new deletion request (every submission is a new one: no idempotency)."""
         with self.lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, time, timedelta
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
@@ -16,7 +17,43 @@ from webapp.models import AuditEntry, Role
 from webapp.trail import audit, exports
 
 bp = Blueprint("audit", __name__)
-PAGE_SIZE = 50
+PAGE_SIZES = (25, 50, 100, 200)
+PAGE_SIZE = PAGE_SIZES[0]
+# Detail lines shown in the row; the rest (and the JSON) one click away.
+SHOWN_DETAILS = 4
+
+
+def detail_lines(details: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """An entry's details as readable "key: value" lines, nested keys joined with dots."""
+    lines: list[tuple[str, str]] = []
+    for key in sorted(details):
+        value, name = details[key], f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            lines += detail_lines(value, f"{name}.")
+        elif isinstance(value, list):
+            shown = ", ".join(
+                str(v) if not isinstance(v, dict | list) else json.dumps(v) for v in value
+            )
+            lines.append((name, shown or "(none)"))
+        elif value is None:
+            lines.append((name, "—"))
+        elif isinstance(value, bool):
+            lines.append((name, "yes" if value else "no"))
+        else:
+            lines.append((name, str(value) if value != {} else "(none)"))
+    return lines
+
+
+@bp.app_template_filter("detail_lines")
+def _detail_lines_filter(details: dict) -> list[tuple[str, str]]:
+    return detail_lines(details or {})
+
+
+def _choices(session, column: str, current: str | None) -> list[str]:
+    values = audit.distinct_values(session, column)
+    if current and current not in values:
+        values = sorted([*values, current])
+    return values
 
 
 def filters_from(form: AuditFilterForm) -> dict:
@@ -44,13 +81,16 @@ def index():
     form = AuditFilterForm(request.args)
     filters = filters_from(form) if form.validate() else {}
     before = page_number("before", minimum=1)
+    per_page = page_number("per_page", PAGE_SIZE, minimum=1, maximum=PAGE_SIZES[-1])
+    session = get_session()
     query = audit.filtered(select(AuditEntry), **filters)
     if before:
         query = query.where(AuditEntry.seq < before)
-    rows = get_session().exec(query.order_by(AuditEntry.seq.desc()).limit(PAGE_SIZE + 1)).all()
-    more = len(rows) > PAGE_SIZE
-    rows = rows[:PAGE_SIZE]
+    rows = session.exec(query.order_by(AuditEntry.seq.desc()).limit(per_page + 1)).all()
+    more = len(rows) > per_page
+    rows = rows[:per_page]
     args = {k: v for k, v in request.args.items() if k != "before" and v}
+    export_args = {k: v for k, v in args.items() if k != "per_page"}
     next_url = url_for("audit.index", **args, before=rows[-1].seq) if more and rows else None
     entries = [audit.entry_dict(row) for row in rows]
     return render_template(
@@ -60,7 +100,13 @@ def index():
         next_url=next_url,
         first_url=url_for("audit.index", **args) if before else None,
         action=ActionForm(),
-        export_args=args,
+        export_args=export_args,
+        actors=_choices(session, "actor", filters.get("actor")),
+        actions=_choices(session, "action", filters.get("action")),
+        target_types=_choices(session, "target_type", filters.get("target_type")),
+        per_page=per_page,
+        page_sizes=sorted({*PAGE_SIZES, per_page}),
+        shown_details=SHOWN_DETAILS,
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
-    DateField,
     HiddenField,
     RadioField,
     SelectField,
@@ -17,6 +16,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from webapp.erasure.batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH, state_label
+from webapp.forms import IsoDateField
 from webapp.models import BatchState
 
 PASTE_KIND_CHOICES = [
@@ -42,7 +42,7 @@ class UploadForm(FlaskForm):
         render_kw={"rows": 6, "spellcheck": "false", "autocomplete": "off"},
     )
     paste_kind = RadioField("The pasted lines are", choices=PASTE_KIND_CHOICES, default="identity")
-    received_on = DateField(
+    received_on = IsoDateField(
         "Requests received on",
         validators=[Optional()],
         description="When the people's requests arrived (UTC). Rows with their own received_on "
@@ -109,7 +109,7 @@ class ExtendForm(FlaskForm):
         "identifier here.",
         render_kw={"rows": 3},
     )
-    subject_informed_on = DateField(
+    subject_informed_on = IsoDateField(
         "Date the person was told",
         validators=[InputRequired(message="Give the date the person was told.")],
         description="Must fall within the first month after the request arrived.",

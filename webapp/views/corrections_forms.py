@@ -12,7 +12,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
-    DateField,
     FieldList,
     Form,
     FormField,
@@ -25,6 +24,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
 from webapp.corrections.bulk import decode
+from webapp.forms import IsoDateField
 from webapp.models import CorrectionOperation
 
 ROWS = 5
@@ -247,5 +247,5 @@ class HistoryFilterForm(FlaskForm):
         validators=[Optional()],
     )
     actor = StringField("Officer", validators=[Optional(), Length(max=254)])
-    since = DateField("From", validators=[Optional()])
-    until = DateField("To (inclusive)", validators=[Optional()])
+    since = IsoDateField("From", validators=[Optional()])
+    until = IsoDateField("To (inclusive)", validators=[Optional()])
