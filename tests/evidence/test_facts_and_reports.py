@@ -253,3 +253,28 @@ def test_the_export_api_filters_by_date(app, client, api_token):
     )
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert len(rows) == 24 and {r["at"][:10] for r in rows} == {"2026-03-02"}
+
+
+def test_masked_and_unmasked_reports_download_under_different_names(
+    app, client, login_as, api_token, finished_batch
+):
+    login_as("auditor")
+    names = {
+        query: client.get(f"/batches/{finished_batch.id}/report.csv{query}").headers[
+            "Content-Disposition"
+        ]
+        for query in ("", "?masked=1")
+    }
+    assert f"batch-{finished_batch.id}-report-unmasked.csv" in names[""]
+    assert f"batch-{finished_batch.id}-report-masked.csv" in names["?masked=1"]
+    headers = {"Authorization": f"Bearer {api_token('auditor')}"}
+    api = client.get(f"/api/v1/batches/{finished_batch.id}/report.csv?masked=1", headers=headers)
+    assert f"batch-{finished_batch.id}-report-masked.csv" in api.headers["Content-Disposition"]
+
+
+def test_a_complete_batch_page_shows_its_evidence_first(app, client, login_as, finished_batch):
+    login_as("auditor")
+    page = client.get(f"/batches/{finished_batch.id}").get_data(as_text=True)
+    assert page.count('data-testid="evidence"') == 1
+    assert page.index('data-testid="evidence"') < page.index("About this batch")
+    assert "Report with identifiers (CSV)" in page and "Report, identifiers masked (CSV)" in page

@@ -152,9 +152,8 @@ def batch_report_csv(path: BatchPath, query: ReportQuery):
         chunks = evidence_reports.batch_report(app, path.batch_id, masked=query.masked)
     except ValueError as error:
         return api_error(404 if isinstance(error, BatchNotFound) else 400, str(error))
-    return exports.download(
-        chunks, filename=f"batch-{path.batch_id}-report.csv", mimetype="text/csv"
-    )
+    filename = evidence_reports.batch_report_filename(path.batch_id, masked=query.masked)
+    return exports.download(chunks, filename=filename, mimetype="text/csv")
 
 
 @api.get(

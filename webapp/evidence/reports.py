@@ -93,6 +93,12 @@ ROW_COLUMNS = (
 )
 
 
+def batch_report_filename(batch_id: int, *, masked: bool) -> str:
+    """Masked and unmasked reports under different names, so a download folder never mixes
+    up the one that may be shared with the one that names people."""
+    return f"batch-{batch_id}-report-{'masked' if masked else 'unmasked'}.csv"
+
+
 def batch_report(
     app: Flask, batch_id: int, *, masked: bool = False, today: date | None = None
 ) -> Iterator[str]:

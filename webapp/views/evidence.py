@@ -46,12 +46,13 @@ def _pdf(data: bytes, filename: str) -> Response:
 @audited_download("report.csv", "batch")
 def batch_report(batch_id: int):
     """The batch report: one line per row (masked=1 masks identifiers)."""
-    app = current_app._get_current_object()
+    app, masked = current_app._get_current_object(), _masked(False)
     try:
-        chunks = evidence_reports.batch_report(app, batch_id, masked=_masked(False))
+        chunks = evidence_reports.batch_report(app, batch_id, masked=masked)
     except BatchNotFound as error:
         abort(404, str(error))
-    return exports.download(chunks, filename=f"batch-{batch_id}-report.csv", mimetype="text/csv")
+    filename = evidence_reports.batch_report_filename(batch_id, masked=masked)
+    return exports.download(chunks, filename=filename, mimetype="text/csv")
 
 
 @bp.get("/batches/<int:batch_id>/certificate.pdf")
