@@ -6,13 +6,55 @@ document.addEventListener("submit", (event) => {
   }
 });
 document.addEventListener("DOMContentLoaded", () => {
-  // Pages that show long-running work ask to be refreshed while it runs.
+  // Pages that show long-running work update their [data-live] parts in place while it runs:
+  // no reload, so focus and scroll stay where they are; changes are announced politely.
   const refresh = document.querySelector("[data-refresh-seconds]");
   if (refresh) {
     const seconds = parseInt(refresh.dataset.refreshSeconds, 10);
-    if (seconds > 0) window.setTimeout(() => window.location.reload(), seconds * 1000);
+    if (seconds > 0) updateInPlace(refresh, seconds * 1000);
   }
 });
+
+function updateInPlace(root, interval) {
+  const announce = (text) => {
+    const status = document.getElementById("live-status");
+    if (status && text) status.textContent = text;
+  };
+  let lastProgress = (document.getElementById("batch-progress") || {}).textContent;
+  const tick = async () => {
+    let fresh;
+    try {
+      const response = await fetch(window.location.href, { credentials: "same-origin" });
+      if (!response.ok) return true; // try again at the next tick
+      fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+    } catch (error) {
+      return true;
+    }
+    const freshRoot = fresh.querySelector("[data-state]");
+    document.querySelectorAll("[data-live]").forEach((part) => {
+      if (part.contains(document.activeElement)) return; // never pull focus away
+      const replacement = fresh.getElementById(part.id);
+      if (!replacement) part.remove();
+      else if (replacement.innerHTML !== part.innerHTML) part.innerHTML = replacement.innerHTML;
+    });
+    const progress = fresh.getElementById("batch-progress");
+    if (freshRoot && freshRoot.dataset.state !== root.dataset.state) {
+      root.dataset.state = freshRoot.dataset.state;
+      const heading = fresh.querySelector("h1");
+      announce(`${heading ? heading.textContent.trim().replace(/\s+/g, " ") : "The batch changed"}.`);
+    } else if (progress && progress.textContent !== lastProgress) {
+      lastProgress = progress.textContent;
+      announce(progress.textContent.trim().replace(/\s+/g, " "));
+    }
+    return Boolean(freshRoot && freshRoot.hasAttribute("data-refresh-seconds"));
+  };
+  const loop = () => {
+    window.setTimeout(async () => {
+      if (await tick()) loop();
+    }, interval);
+  };
+  loop();
+}
 document.addEventListener("submit", (event) => {
   // Uploads are validated while the request runs: say so, and keep the button from being
   // pressed twice (a second press would upload the list twice).

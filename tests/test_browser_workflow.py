@@ -94,7 +94,16 @@ def test_upload_preview_approve_complete(
     assert page.get_by_test_id("batch").get_attribute("data-state") == "polling"
     assert "pending" in page.get_by_test_id("heap-requests").inner_text()
     page.screenshot(path=artifacts_dir / "workflow-4-polling.png", full_page=True)
+    # The page updates itself in place (no reload): focus stays, the change is announced.
+    search = page.get_by_label("Find an identifier or row number")
+    search.focus()
+    page.evaluate("window.__notReloaded = true")
     assert poll_due(app, now=utcnow() + timedelta(days=1)) == 1
+    page.locator('[data-testid="batch"][data-state="complete"]').wait_for(timeout=20_000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.evaluate("document.activeElement.id") == "q"
+    assert "complete" in page.locator("#live-status").inner_text().lower()
+    assert page.get_by_test_id("evidence").count() == 1
     page.reload()
     assert page.get_by_test_id("batch").get_attribute("data-state") == "complete"
     assert "Complete." in page.locator(".callout-ok").inner_text()
