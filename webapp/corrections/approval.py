@@ -81,6 +81,10 @@ class GuardRefusedAtApproval(CorrectionInputError):
     code = "reingestion_guard"
 
 
+class ReasonRequired(CorrectionInputError):
+    code = "reason_required"
+
+
 def _officer(session: Session, actor: str) -> User:
     user = find_user(session, actor)
     if user is None or not user.is_active or not user.role_enum.allows(Role.OFFICER):
@@ -243,7 +247,7 @@ def reject(session: Session, *, actor: str, correction_id: int, reason: str) -> 
     correction = _awaiting(session, correction_id, "rejected")
     reason = (reason or "").strip() if isinstance(reason, str) else ""
     if not reason or len(reason) > MAX_REASON:
-        raise CorrectionInputError(f"Give the reason (1 to {MAX_REASON:,} characters).")
+        raise ReasonRequired(f"Give the reason (1 to {MAX_REASON:,} characters).")
     withdrawn = is_author(user, correction)
     correction.state = State.REJECTED.value
     correction.decided_by, correction.decided_at = user.email, utcnow()
