@@ -91,6 +91,7 @@ def register_blueprints(app: Flask) -> None:
         audit_views,
         auth,
         batches,
+        correction_approval,
         corrections,
         environments,
         home,
@@ -108,6 +109,7 @@ def register_blueprints(app: Flask) -> None:
         batches.bp,
         subjects.bp,
         corrections.bp,
+        correction_approval.bp,
         two_factor_views.bp,
         evidence_views.bp,
     ):

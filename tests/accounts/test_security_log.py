@@ -88,3 +88,12 @@ def test_wrong_codes_in_a_re_authentication_show_but_sign_in_codes_do_not(app, m
     with app.app_context(), session_scope(write=False) as session:
         (failure,) = security_log.reauth_failures(session)
     assert failure.email == "someone@example.org" and failure.what == "code"
+
+
+def test_a_refused_correction_approval_links_the_correction(app, make_user):
+    approver, author = make_user("officer"), make_user("officer")
+    approver_id, author_id = _ids(app, approver, author)
+    details = {"rule": "uploader", "approver_id": approver_id, "author_id": author_id}
+    _record(app, "four_eyes.refused", 7, details, target_type="correction")
+    page = _page(app, make_user)
+    assert 'href="/corrections/7"' in page and "asked for the correction" in page

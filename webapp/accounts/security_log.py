@@ -30,7 +30,7 @@ WHERE = {
     "recovery_codes": "making new recovery codes",
 }
 RULES = {
-    "uploader": "the approver uploaded the batch",
+    "uploader": "the approver is the author (uploaded the batch, asked for the correction)",
     "creator": "the approver's account was created by the uploader",
     "created": "the approver created the uploader's account",
     "account_age": "the approver's account is younger than DESK_APPROVER_MIN_AGE_HOURS",

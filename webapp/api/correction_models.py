@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from webapp.api.batch_models import REASON_SCHEMA, RejectBody
 from webapp.api.common import document_only
 from webapp.api.schemas import STORABLE, Id, blank_or, whole
 from webapp.heap.validation import (
@@ -242,6 +243,12 @@ def _operation(value: Any) -> Any:
     return value
 
 
+def _state(value: Any) -> Any:
+    if isinstance(value, str) and value not in {s.value for s in CorrectionState}:
+        raise ValueError(f"Unknown state '{value}'.")
+    return value
+
+
 def _day(name: str):
     def check(value: Any) -> Any:
         if isinstance(value, str):
@@ -263,6 +270,9 @@ class CorrectionListQuery(BaseModel):
 
     operation: Annotated[CorrectionOperation, BeforeValidator(_operation)] = Field(
         None, description="Only this operation"
+    )
+    state: Annotated[CorrectionState, BeforeValidator(_state)] = Field(
+        None, description="Only corrections in this state (e.g. awaiting_approval)"
     )
     actor: str = Field(
         None, max_length=320, pattern=STORABLE, description="Only this officer's (e-mail)"
@@ -329,6 +339,12 @@ class CorrectionSummary(BaseModel):
     override_reason: str | None
     guarded_count: int
     attempts: int
+    approval_required: bool = Field(
+        description="The environment's policy asked a second officer to approve it"
+    )
+    decided_by: str | None = Field(description="Who approved, rejected or withdrew it")
+    decided_at: datetime | None
+    decision_reason: str | None = Field(description="Why it was rejected or withdrawn")
 
 
 class CorrectionOut(CorrectionSummary):
@@ -337,6 +353,15 @@ class CorrectionOut(CorrectionSummary):
     model_config = ConfigDict(title="Correction")
     calls: list[CallOut]
     subject_fingerprints: list[str]
+
+
+class CorrectionRejectBody(RejectBody):
+    """Why the correction is rejected (another officer) or withdrawn (its author)."""
+
+    model_config = ConfigDict(title="RejectCorrection")
+    reason: str = Field(
+        json_schema_extra=REASON_SCHEMA, description="Why (kept with the correction, audited)"
+    )
 
 
 class CorrectionList(BaseModel):

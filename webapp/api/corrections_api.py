@@ -9,6 +9,7 @@ from flask_login import current_user
 from flask_openapi3 import validate_request
 
 from webapp.accounts.access import role_required
+from webapp.api.batch_models import checked
 from webapp.api.blueprint import api
 from webapp.api.common import checked_in_view
 from webapp.api.correction_models import (
@@ -20,13 +21,14 @@ from webapp.api.correction_models import (
     CorrectionOut,
     CorrectionPath,
     CorrectionPreview,
+    CorrectionRejectBody,
 )
 from webapp.api.schemas import ErrorBody
-from webapp.corrections import service
+from webapp.corrections import approval, service
 from webapp.corrections.plans import CorrectionInputError
 from webapp.db import get_session
 from webapp.errors import api_error
-from webapp.models import Correction, CorrectionCall, Role
+from webapp.models import Correction, CorrectionCall, CorrectionState, Role
 
 # Refusals an officer can answer (override, confirm) are conflicts, not malformed input.
 CONFLICTS = {"reingestion_guard", "confirmation_required", "not_retryable"}
@@ -90,6 +92,10 @@ def public(correction: Correction, calls: list[CorrectionCall] | None = None, va
         "override_reason": correction.override_reason,
         "guarded_count": correction.guarded_count,
         "attempts": correction.attempts,
+        "approval_required": correction.approval_required,
+        "decided_by": correction.decided_by,
+        "decided_at": stamp(correction.decided_at),
+        "decision_reason": correction.decision_reason,
     }
     if calls is not None:
         data["calls"] = [_call(call, values=values) for call in calls]
@@ -133,7 +139,9 @@ def corrections_create(family: str, body: CorrectionOptions):
         )
     except CorrectionInputError as error:
         return _refusal(error)
-    return public(correction, service.get_correction(db, correction.id)[1]), 201
+    # The environment's four-eyes: stored, not sent, until a second officer approves it.
+    waiting = correction.state == CorrectionState.AWAITING_APPROVAL
+    return public(correction, service.get_correction(db, correction.id)[1]), 202 if waiting else 201
 
 
 def _create_view(family: str):
@@ -150,8 +158,14 @@ def _create_view(family: str):
         f"/corrections/{family}",
         operation_id=operation_id,
         summary=f"{summary}. Role: officer.",
+        description=(
+            "201: sent, with Heap's outcome. 202: the environment's policy asks a second "
+            "officer to approve a correction of this size; it is stored `awaiting_approval` "
+            "and nothing is sent until POST /corrections/{correction_id}/approve."
+        ),
         responses={
             201: CorrectionOut,
+            202: CorrectionOut,
             200: CorrectionPreview,
             409: ErrorBody,
             422: ErrorBody,
@@ -172,7 +186,7 @@ for _family in FAMILIES:
 @role_required(Role.AUDITOR)
 @checked_in_view(422)
 def corrections_list(query: CorrectionListQuery):
-    """Newest first; filter by operation, actor, since/until (dates); page with `before`."""
+    """Newest first; filter by operation, state, actor, since/until (dates); page with `before`."""
     day = lambda value, shift=0: (  # noqa: E731
         datetime.combine(value + timedelta(days=shift), time.min, UTC) if value else None
     )
@@ -180,6 +194,7 @@ def corrections_list(query: CorrectionListQuery):
     rows = service.list_corrections(
         get_session(),
         operation=query.operation.value if query.operation else None,
+        state=query.state.value if query.state else None,
         actor=query.actor or None,
         since=day(query.since),
         until=day(query.until, 1),
@@ -229,3 +244,76 @@ def corrections_retry(path: CorrectionPath):
     except CorrectionInputError as error:
         return _refusal(error)
     return public(correction, service.get_correction(db, correction.id)[1])
+
+
+# Four-eyes decisions (corrections/approval.py): who may not decide is a 403, a correction
+# that no longer awaits approval — or that the policy, the app_id or the desk's deletions
+# now refuse — a 409; nothing is sent in either case.
+DECISION_STATUS = {
+    "forbidden": 403,
+    "self_approval": 403,
+    "four_eyes": 403,
+    "operation_disabled": 403,
+    "wrong_state": 409,
+    "reingestion_guard": 409,
+    "policy": 409,
+    "reason_required": 400,
+}
+
+
+def _decide(correction_id: int, run):
+    """Run an approval step; answer with the correction as it is now, or the refusal."""
+    db = get_session()
+    try:
+        run(db)
+        return public(*service.get_correction(db, correction_id))
+    except service.CorrectionNotFound as error:
+        return api_error(404, str(error))
+    except CorrectionInputError as error:
+        return api_error(DECISION_STATUS.get(error.code, 422), str(error), error.code)
+
+
+@api.post(
+    "/corrections/<int:correction_id>/approve",
+    operation_id="approve_correction",
+    summary="Approve a correction awaiting approval; it is sent at once. Role: officer.",
+    description=(
+        "Role: officer or admin, not the correction's author, nor the account that created "
+        "the author's or one the author created (403 `self_approval` / `four_eyes`, audited). "
+        "Exactly the stored calls are sent; the answer holds Heap's outcome. 403 "
+        "`operation_disabled`: the environment's policy no longer offers the operation. 409: "
+        "not awaiting approval (`wrong_state`), or since the request the policy's guardrails "
+        "(`policy`) or the desk's deletions (`reingestion_guard`) refuse it; nothing is sent."
+    ),
+    responses={200: CorrectionOut, 404: ErrorBody, 409: ErrorBody, 422: ErrorBody},
+)
+@role_required(Role.OFFICER)
+@checked()
+def corrections_approve(path: CorrectionPath):
+    """Four-eyes approval of a correction: sends exactly the calls stored for it"""
+    return _decide(
+        path.correction_id,
+        lambda db: approval.approve(db, actor=current_user.email, correction_id=path.correction_id),
+    )
+
+
+@api.post(
+    "/corrections/<int:correction_id>/reject",
+    operation_id="reject_correction",
+    summary="Reject (or, its author: withdraw) a correction awaiting approval. Role: officer.",
+    description=(
+        "Role: officer or admin; the author withdraws their own this way. Nothing is sent. "
+        "400: no `reason`, or one over 2000 characters. 409: not awaiting approval."
+    ),
+    responses={200: CorrectionOut, 404: ErrorBody, 409: ErrorBody},
+)
+@role_required(Role.OFFICER)
+@checked(optional_body=True)
+def corrections_reject(path: CorrectionPath, body: CorrectionRejectBody):
+    """Reject a correction awaiting approval, with a reason; nothing is sent"""
+    return _decide(
+        path.correction_id,
+        lambda db: approval.reject(
+            db, actor=current_user.email, correction_id=path.correction_id, reason=body.reason
+        ),
+    )

@@ -2,7 +2,9 @@
 
 `record_intent` commits the correction as `sending` with its calls (bodies encrypted) and an
 audit entry; `send_calls` then calls Heap, paced, with no transaction open; `record_outcome`
-commits Heap's answers with their audit entry.
+commits Heap's answers with their audit entry. A correction the environment's policy asks a
+second officer to approve is committed the same way but `awaiting_approval`: its stored bodies
+are exactly what the approval sends (webapp.corrections.approval).
 """
 
 from __future__ import annotations
@@ -51,9 +53,17 @@ def _sha256(text: str) -> str:
 
 
 def record_intent(
-    session: Session, actor: str, seen: Preview, reason: str | None, confirmed: bool
+    session: Session,
+    actor: str,
+    seen: Preview,
+    reason: str | None,
+    confirmed: bool,
+    *,
+    author_id: int | None = None,
+    awaiting: bool = False,
 ) -> tuple[Correction, list[int]]:
-    """Commit the correction as `sending`, its calls, and the audit entry saying so."""
+    """Commit the correction as `sending` (or `awaiting_approval`), its calls, and the audit
+    entry saying so."""
     found, prints = seen.plan, _fingerprints(seen)
     single = (
         {named.kind: fingerprint_of(named) for named in found.named} if found.items == 1 else {}
@@ -71,6 +81,9 @@ def record_intent(
         warnings_confirmed=confirmed and seen.needs_confirmation,
         override_reason=reason if seen.hits else None,
         guarded_count=len(seen.hits),
+        author_id=author_id,
+        approval_required=awaiting,
+        state=(State.AWAITING_APPROVAL if awaiting else State.SENDING).value,
     )
     session.add(correction)
     session.flush()
@@ -108,7 +121,7 @@ def record_intent(
     audit.record(
         session,
         actor=actor,
-        action="correction.requested",
+        action="correction.approval_requested" if awaiting else "correction.requested",
         target_type="correction",
         target_id=correction.id,
         details=details,

@@ -10,12 +10,14 @@ are committed together.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
 from webapp import tool_policy
+from webapp.accounts.users import find_user
 from webapp.corrections.guard import (
     check_guard,
     deleting_batches,
@@ -68,7 +70,8 @@ class CorrectionNotFound(LookupError):
     """No correction has this id."""
 
 
-def _client(env: Environment) -> HeapClient:
+def client_for(env: Environment) -> HeapClient:
+    """A Heap client for `env`, or CorrectionInputError saying why it cannot reach Heap."""
     try:
         return heap_client(env)
     except (HeapError, ValueError) as error:
@@ -92,7 +95,7 @@ def preview(session: Session, *, environment_id: int, family: str, data: dict[st
                 f"The body's app_id is not the app_id of environment “{env.name}” "
                 f"({env.app_id}); leave it out, the desk adds it."
             )
-    with _client(env) as client:
+    with client_for(env) as client:
         found = plan(client, family, data, account_property=env.account_property)
     problems = tool_policy.correction_refusals(
         policy, items=found.items, property_keys=property_keys(found)
@@ -109,6 +112,11 @@ def preview(session: Session, *, environment_id: int, family: str, data: dict[st
 
 def property_keys(found: Plan) -> list[str]:
     """Every property key the correction's calls write (user, account and event properties)."""
+    return keys_in_bodies(call.json_body for call in found.calls)
+
+
+def keys_in_bodies(bodies: Iterable[Any]) -> list[str]:
+    """Every property key these call bodies write, once each, in order."""
     keys: dict[str, None] = {}
 
     def walk(value: Any) -> None:
@@ -122,8 +130,8 @@ def property_keys(found: Plan) -> list[str]:
             for inner in value:
                 walk(inner)
 
-    for call in found.calls:
-        walk(call.json_body)
+    for body in bodies:
+        walk(body)
     return list(keys)
 
 
@@ -138,7 +146,11 @@ def send(
     confirm_warnings: bool = False,
     pacer: Pacer | None = None,
 ) -> Correction:
-    """Re-validate, record the intent, call Heap (paced), record the outcome; commits twice."""
+    """Re-validate, record the intent, call Heap (paced), record the outcome; commits twice.
+
+    When the environment's policy asks for four-eyes (`preview.needs_approval`), the correction
+    is committed `awaiting_approval` with its calls, nothing is sent, and it is returned so.
+    """
     seen = preview(session, environment_id=environment_id, family=family, data=data)
     reason = (override_reason or "").strip() or None
     try:
@@ -151,8 +163,19 @@ def send(
     except CorrectionInputError as error:
         error.preview = seen  # the page shows the preview again, with the question to answer
         raise
-    client = _client(seen.environment)
-    correction, call_ids = record_intent(session, actor, seen, reason, confirm_warnings)
+    author = find_user(session, actor)
+    author_id = author.id if author is not None else None
+    if seen.needs_approval:
+        # The environment's four-eyes: stored with its exact bodies, sent only once a second
+        # officer approves it (webapp.corrections.approval); Heap hears nothing now.
+        correction, _ = record_intent(
+            session, actor, seen, reason, confirm_warnings, author_id=author_id, awaiting=True
+        )
+        return correction
+    client = client_for(seen.environment)
+    correction, call_ids = record_intent(
+        session, actor, seen, reason, confirm_warnings, author_id=author_id
+    )
     calls = [
         (cid, c.operation, c.json_body) for cid, c in zip(call_ids, seen.plan.calls, strict=True)
     ]
@@ -193,7 +216,7 @@ def retry(
             "Since this correction was made the desk has started deleting people it names; "
             "retrying would re-create them in Heap. Make a new correction if it is still needed."
         )
-    client = _client(env)
+    client = client_for(env)
     correction.state, correction.started_at = State.SENDING.value, utcnow()
     correction.attempts += 1
     audit.record(
@@ -226,6 +249,7 @@ def list_corrections(
     session: Session,
     *,
     operation: str | None = None,
+    state: str | None = None,
     actor: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
@@ -236,6 +260,8 @@ def list_corrections(
     query = select(Correction)
     if operation:
         query = query.where(Correction.operation == operation)
+    if state:
+        query = query.where(Correction.state == state)
     if actor:
         query = query.where(Correction.actor == actor.strip().lower())
     if since:

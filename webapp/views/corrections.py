@@ -20,7 +20,7 @@ from flask_login import current_user
 from wtforms.fields.choices import SelectChoice
 
 from webapp.accounts.access import role_required
-from webapp.corrections import service
+from webapp.corrections import approval, service
 from webapp.corrections.bulk import BulkInputError, parse
 from webapp.corrections.plans import CorrectionInputError
 from webapp.db import get_session
@@ -28,6 +28,7 @@ from webapp.environments import list_environments
 from webapp.forms import ActionForm
 from webapp.models import MAX_ID, Environment, Role
 from webapp.views import corrections_forms as forms
+from webapp.views.correction_approval import decision_for
 
 bp = Blueprint("corrections", __name__)
 PAGE_SIZE = 50
@@ -184,7 +185,13 @@ def _send(page: Page, form, body: dict):
 
 
 def _flash_outcome(correction) -> None:
-    if correction.state == "succeeded":
+    if correction.state == "awaiting_approval":
+        flash(
+            f"Correction #{correction.id} is recorded for approval: nothing was sent to Heap. "
+            "A second officer approves it on this page.",
+            "success",
+        )
+    elif correction.state == "succeeded":
         flash(f"Correction #{correction.id} sent: Heap accepted it.", "success")
     else:
         flash(
@@ -219,6 +226,7 @@ def _filters(form: forms.HistoryFilterForm) -> dict:
     until = form.until.data
     return {
         "operation": form.operation.data or None,
+        "state": form.state.data or None,
         "actor": (form.actor.data or "").strip() or None,
         "since": datetime.combine(form.since.data, time.min, UTC) if form.since.data else None,
         "until": datetime.combine(until + timedelta(days=1), time.min, UTC) if until else None,
@@ -243,11 +251,20 @@ def index():
         rows=rows,
         pages=PAGES,
         labels=forms.OPERATION_LABELS,
+        state_labels=forms.STATE_LABELS,
         environments={env.id: env.name for env in list_environments(db)},
         next_url=url_for("corrections.index", **args, before=rows[-1].id) if more else None,
         first_url=url_for("corrections.index", **args) if before else None,
         filtered=bool(args),
+        awaiting_count=_awaiting_count(db),
     )
+
+
+def _awaiting_count(db) -> int:
+    """How many corrections by others wait for an approval this officer could give."""
+    if not current_user.can(Role.OFFICER):
+        return 0
+    return approval.awaiting_approval(db, user_id=current_user.id, limit=0)[1]
 
 
 @bp.get("/corrections/<int:correction_id>")
@@ -272,6 +289,8 @@ def detail(correction_id: int):
         labels=forms.OPERATION_LABELS,
         retryable=service.is_retryable(correction),
         action=ActionForm(),
+        decision=decision_for(correction),
+        state_labels=forms.STATE_LABELS,
     )
 
 

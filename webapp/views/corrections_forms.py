@@ -25,7 +25,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from webapp.corrections.bulk import decode
 from webapp.forms import IsoDateField
-from webapp.models import CorrectionOperation
+from webapp.models import CorrectionOperation, CorrectionState
 
 ROWS = 5
 MAX_ROWS = 100
@@ -39,6 +39,16 @@ OPERATION_LABELS = {
     CorrectionOperation.TRACK: "Track event",
     CorrectionOperation.TRACK_WITH_USER_PROPERTIES: "Track event + user properties",
     CorrectionOperation.TRACK_BULK: "Track events (bulk)",
+}
+
+# What the history and the detail page call each state.
+STATE_LABELS = {
+    CorrectionState.AWAITING_APPROVAL: "Awaiting approval",
+    CorrectionState.REJECTED: "Rejected",
+    CorrectionState.SENDING: "Sending",
+    CorrectionState.SUCCEEDED: "Accepted by Heap",
+    CorrectionState.PARTIAL: "Partly sent",
+    CorrectionState.FAILED: "Failed",
 }
 
 
@@ -246,6 +256,24 @@ class HistoryFilterForm(FlaskForm):
         + [SelectChoice(op.value, label) for op, label in OPERATION_LABELS.items()],
         validators=[Optional()],
     )
+    state = SelectField(
+        "State",
+        choices=[SelectChoice("", "Any")]
+        + [SelectChoice(state.value, label) for state, label in STATE_LABELS.items()],
+        validators=[Optional()],
+    )
     actor = StringField("Officer", validators=[Optional(), Length(max=254)])
     since = IsoDateField("From", validators=[Optional()])
     until = IsoDateField("To (inclusive)", validators=[Optional()])
+
+
+class RejectCorrectionForm(FlaskForm):
+    """Another officer rejects a correction awaiting approval, or its author withdraws it."""
+
+    reason = TextAreaField(
+        "Reason",
+        validators=[DataRequired(message="Give the reason."), Length(max=2000)],
+        description="Kept with the correction and in the audit trail. Do not write a person's "
+        "identifier here.",
+        render_kw={"rows": 3},
+    )
