@@ -148,7 +148,10 @@ def offer(
     form.operation_description = form.descriptions.get(
         str(form.environment_id.data or 0), DEFAULT_DESCRIPTIONS[operation]
     )
-    form.environment_id.render_kw = {"data-describes": "operation-description"}
+    form.environment_id.render_kw = {
+        "data-describes": "operation-description",
+        "aria-describedby": "operation-description",
+    }
 
 
 class IdentifyForm(CorrectionForm):
