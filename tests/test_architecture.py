@@ -13,7 +13,8 @@ from pathlib import Path
 import grimp
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_TOP_LEVEL_MODULES = 15
+# 16: tool_policy.py sits between environments.py and trail/ (its own import-linter layer).
+MAX_TOP_LEVEL_MODULES = 16
 
 
 def import_circles(graph: grimp.ImportGraph) -> list[list[str]]:
