@@ -70,3 +70,13 @@ document.addEventListener("submit", (event) => {
   const status = form.querySelector(".busy");
   if (status) status.textContent = form.dataset.busy;
 });
+document.addEventListener("change", (event) => {
+  // A correction form shows the chosen environment's description of its operation (its
+  // tool policy); without script the page shows the one chosen when it was loaded.
+  const select = event.target.closest("select[data-describes]");
+  if (!select) return;
+  const note = document.getElementById(select.dataset.describes);
+  if (!note || !note.dataset.descriptions) return;
+  const texts = JSON.parse(note.dataset.descriptions);
+  note.textContent = texts[select.value] || texts["0"];
+});

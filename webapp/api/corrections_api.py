@@ -32,6 +32,8 @@ from webapp.models import Correction, CorrectionCall, CorrectionState, Role
 
 # Refusals an officer can answer (override, confirm) are conflicts, not malformed input.
 CONFLICTS = {"reingestion_guard", "confirmation_required", "not_retryable"}
+# An operation the environment's tool policy switches off is not the caller's to send (403).
+FORBIDDEN = {"operation_disabled"}
 # POST /corrections/<family>: the family's operation id and summary (the role is added).
 FAMILIES = {
     "identify": ("correct_identify", "Identify a user_id as an identity"),
@@ -52,7 +54,7 @@ FAMILIES = {
 
 
 def _refusal(error: CorrectionInputError):
-    status = 409 if error.code in CONFLICTS else 422
+    status = 409 if error.code in CONFLICTS else 403 if error.code in FORBIDDEN else 422
     return api_error(status, str(error), error.code)
 
 

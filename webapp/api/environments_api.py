@@ -7,14 +7,24 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from flask_login import current_user
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 from webapp import environments as service
+from webapp import tool_policy
 from webapp.accounts.access import role_required
+from webapp.api.batch_models import checked
 from webapp.api.blueprint import api
 from webapp.api.common import bad_input, checked_in_view, document_only
-from webapp.api.schemas import STORABLE, ErrorBody
+from webapp.api.schemas import STORABLE, ErrorBody, Id
 from webapp.db import get_session
+from webapp.errors import api_error
 from webapp.models import Environment, Role
 
 FIELDS = ("name", "app_id", "region", "base_url", "main_production", "api_key", "account_property")
@@ -159,3 +169,150 @@ def environments_create(body: EnvironmentBody):
     except service.EnvironmentInputError as error:
         return bad_input(error)
     return public(env), 201
+
+
+# ----- the tool policy ---------------------------------------------------------------------
+# The path takes any text and the model checks it (404 when it is no id): with `<int:...>`,
+# werkzeug answers a PUT to an id past the converter's maximum 405 (the GET's path matched).
+class EnvironmentPath(BaseModel):
+    environment_id: Id = Field(description="The environment's id (as GET /environments lists)")
+
+
+def _operations_schema(value: dict) -> dict:
+    properties = {
+        op: value | {"description": tool_policy.LABELS[op]} for op in tool_policy.OPERATIONS
+    }
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+_MAX = tool_policy.MAX_ITEMS_LIMIT
+# The limits webapp.tool_policy checks, stated for the document (its messages are the answer's).
+_KEY = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": tool_policy.MAX_KEY_LENGTH,
+    # No control character, and something besides spaces.
+    "pattern": r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$",
+}
+_DESCRIPTION = {
+    "type": "string",
+    "maxLength": tool_policy.MAX_DESCRIPTION_LENGTH,
+    "pattern": r"^[^\x00-\x08\x0b-\x1f]*$",
+}
+
+
+def _declared(schema: dict, description: str):
+    """A policy field as the document states it; webapp.tool_policy checks the value sent."""
+    return Annotated[Any, WithJsonSchema(schema), Field(None, description=description)]
+
+
+def _integral(value: Any) -> Any:
+    """JSON's 100.0 is the integer 100 (JSON Schema says so); the policy takes Python ints."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+class PolicyBody(BaseModel):
+    """PUT /environments/{id}/policy: any subset of the policy's fields."""
+
+    model_config = ConfigDict(
+        title="EnvironmentPolicyChange",
+        json_schema_extra=document_only({"additionalProperties": False}),
+    )
+
+    operations: _declared(
+        _operations_schema({"type": "boolean"}),
+        "Operations to switch on (true) or off (false); those not named keep their setting",
+    )
+    corrections_four_eyes_above: Annotated[
+        _declared(
+            {"anyOf": [{"type": "integer", "minimum": 0, "maximum": _MAX}, {"type": "null"}]},
+            "A correction of more items waits for a second officer (0: every one; null: none)",
+        ),
+        BeforeValidator(_integral),
+    ]
+    max_items: Annotated[
+        _declared(
+            {"type": "integer", "minimum": 1, "maximum": _MAX},
+            "The most items one correction carries",
+        ),
+        BeforeValidator(_integral),
+    ]
+    forbidden_property_keys: _declared(
+        {"type": "array", "maxItems": tool_policy.MAX_FORBIDDEN_KEYS, "items": _KEY},
+        "Property keys nobody may write: names or patterns with * and ?, any letter case "
+        "(replaces the list)",
+    )
+    descriptions: _declared(
+        _operations_schema(_DESCRIPTION),
+        "Texts the forms and MCP tools show per operation; empty: the desk's own",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = set(data) - set(tool_policy.FIELDS)
+            if unknown:
+                raise ValueError(f"Unknown field(s): {', '.join(sorted(unknown))}.")
+        return data
+
+
+class PolicyOut(BaseModel):
+    """An environment's tool policy."""
+
+    model_config = ConfigDict(title="EnvironmentPolicy")
+
+    operations: Annotated[dict[str, bool], WithJsonSchema(_operations_schema({"type": "boolean"}))]
+    corrections_four_eyes_above: int | None = Field(
+        description="A correction of more items waits for a second officer; null: never"
+    )
+    max_items: int
+    forbidden_property_keys: list[str]
+    descriptions: Annotated[dict[str, str], WithJsonSchema(_operations_schema({"type": "string"}))]
+
+
+def _policy_environment(environment_id: int) -> Environment | None:
+    return get_session().get(Environment, environment_id)
+
+
+@api.get(
+    "/environments/<environment_id>/policy",
+    operation_id="get_environment_policy",
+    summary="An environment's tool policy: operations offered and guardrails. Role: auditor "
+    "(any role).",
+    responses={200: PolicyOut, 404: ErrorBody},
+)
+@role_required(Role.AUDITOR)
+@checked()
+def environment_policy(path: EnvironmentPath):
+    """Which Heap operations the environment offers, four-eyes, limits and descriptions."""
+    env = _policy_environment(path.environment_id)
+    if env is None:
+        return api_error(404, f"There is no environment {path.environment_id}.")
+    return tool_policy.policy_of(get_session(), env).as_json()
+
+
+@api.put(
+    "/environments/<environment_id>/policy",
+    operation_id="update_environment_policy",
+    summary="Change an environment's tool policy (any subset of its fields). Role: admin.",
+    responses={200: PolicyOut, 404: ErrorBody, 422: ErrorBody},
+)
+@role_required(Role.ADMIN)
+@checked()
+def environment_policy_update(path: EnvironmentPath, body: PolicyBody):
+    """Apply the fields sent (audited with the policy before and after); answer the whole."""
+    db = get_session()
+    env = _policy_environment(path.environment_id)
+    if env is None:
+        return api_error(404, f"There is no environment {path.environment_id}.")
+    try:
+        policy = tool_policy.update_policy(
+            db, actor=current_user.email, env=env, changes=body.model_dump(exclude_unset=True)
+        )
+    except tool_policy.PolicyInputError as error:
+        db.rollback()
+        return bad_input(error)
+    return policy.as_json()

@@ -17,6 +17,7 @@ import fnmatch
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
@@ -132,6 +133,12 @@ def policy_of(session: Session, env: Environment) -> Policy:
     return _from_row(row) if row is not None else default_policy(env.main_production)
 
 
+def last_change(session: Session, env: Environment) -> tuple[str | None, datetime] | None:
+    """Who changed the policy last and when (who is None: the defaults, at registration)."""
+    row = session.get(EnvironmentPolicy, env.id)
+    return (row.updated_by, row.updated_at) if row is not None else None
+
+
 def store_default(session: Session, env: Environment) -> Policy:
     """Give a newly registered environment its default policy (in the caller's transaction)."""
     policy = default_policy(env.main_production)
@@ -182,11 +189,12 @@ def _forbidden_keys(value: Any) -> list[str]:
     for key in value:
         if not isinstance(key, str) or not key.strip():
             raise PolicyInputError("Each forbidden property key must be a non-empty text.")
-        key = key.strip()
+        # Checked as sent (before trimming), as the API's document states the limits.
         if len(key) > MAX_KEY_LENGTH:
             raise PolicyInputError(f"A forbidden property key is over {MAX_KEY_LENGTH} characters.")
         if any(ord(char) < 32 or ord(char) == 127 for char in key):
             raise PolicyInputError("A forbidden property key contains a control character.")
+        key = key.strip()
         if key not in keys:
             keys.append(key)
     return keys
@@ -203,13 +211,14 @@ def _descriptions(value: Any, current: dict[str, str]) -> dict[str, str]:
             )
         if not isinstance(text, str):
             raise PolicyInputError(f"The description of “{name}” must be a text.")
-        text = text.strip()
+        # Checked as sent (before trimming), as the API's document states the limits.
         if len(text) > MAX_DESCRIPTION_LENGTH:
             raise PolicyInputError(
                 f"The description of “{name}” is over {MAX_DESCRIPTION_LENGTH} characters."
             )
         if any(ord(char) < 32 and char not in "\n\t" for char in text):
             raise PolicyInputError(f"The description of “{name}” contains a control character.")
+        text = text.strip()
         # An empty description puts the desk's own back.
         merged[name] = text or DEFAULT_DESCRIPTIONS[name]
     return merged

@@ -8,7 +8,9 @@ from datetime import datetime
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from markupsafe import Markup, escape
+from wtforms.fields.choices import SelectChoice
 
+from webapp import tool_policy
 from webapp.accounts.access import role_required
 from webapp.db import get_session
 from webapp.environments import list_environments
@@ -118,8 +120,20 @@ def index():
 
 
 def _upload_environments(form: UploadForm) -> list:
-    envs = [e for e in list_environments(get_session()) if e.main_production]
-    form.environment_id.choices = [(e.id, e.name) for e in envs]
+    """Main Production environments; one whose tool policy switches deletion off is listed
+    disabled, with the reason (a stale form posting it gets the policy's refusal)."""
+    db = get_session()
+    envs = [e for e in list_environments(db) if e.main_production]
+    offered = tool_policy.operations_offered(db, envs)
+    form.environment_id.choices = [
+        SelectChoice(e.id, e.name)
+        if "deletion" in offered[e.id]
+        else SelectChoice(
+            e.id, f"{e.name} (deletion switched off by its tool policy)", {"disabled": True}
+        )
+        for e in envs
+    ]
+    form.deletion_offered = any("deletion" in ops for ops in offered.values())
     return envs
 
 

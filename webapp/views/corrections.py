@@ -17,8 +17,8 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from wtforms.fields.choices import SelectChoice
 
+from webapp import tool_policy
 from webapp.accounts.access import role_required
 from webapp.corrections import approval, service
 from webapp.corrections.bulk import BulkInputError, parse
@@ -89,11 +89,20 @@ PAGES = {
 }
 
 
-def _form(page: Page) -> forms.CorrectionForm:
+def _operation(page: Page) -> str:
+    """The tool-policy operation of the page (webapp.tool_policy)."""
+    return tool_policy.FAMILY_OPERATION[page.family]
+
+
+def _policies() -> list[tuple[Environment, tool_policy.Policy]]:
+    db = get_session()
+    return [(env, tool_policy.policy_of(db, env)) for env in list_environments(db)]
+
+
+def _form(page: Page, policies: list) -> forms.CorrectionForm:
     form = page.form()
-    form.environment_id.choices = [SelectChoice(0, "Choose…")] + [
-        SelectChoice(env.id, env.name) for env in list_environments(get_session())
-    ]
+    wanted = request.args.get("environment_id", type=int)
+    forms.offer(form, _operation(page), policies, preselect=request.method == "GET", wanted=wanted)
     return form
 
 
@@ -143,7 +152,12 @@ def _allow_large_pastes(endpoint: str | None, _values: dict | None) -> None:
 
 def _two_step(page: Page):
     """GET the form; POST step=preview shows what would be sent; step=send sends it."""
-    form = _form(page)
+    policies = _policies()
+    if policies and not any(p.allows(_operation(page)) for _env, p in policies):
+        # No environment offers the operation: say so instead of a form nobody can send.
+        label = tool_policy.LABELS[_operation(page)]
+        return render_template("corrections/switched_off.html", page=page, label=label), 403
+    form = _form(page, policies)
     step = request.form.get("step", "")
     if request.method == "GET" or step == "edit":
         return _show_form(page, form)
@@ -245,11 +259,18 @@ def index():
     args = {k: v for k, v in request.args.items() if k != "before" and v}
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
+    policies = _policies()
     return render_template(
         "corrections/index.html",
         form=form,
         rows=rows,
         pages=PAGES,
+        # The operations some environment offers (with none registered yet, all are shown).
+        offered={
+            name
+            for name, page in PAGES.items()
+            if not policies or any(p.allows(_operation(page)) for _env, p in policies)
+        },
         labels=forms.OPERATION_LABELS,
         state_labels=forms.STATE_LABELS,
         environments={env.id: env.name for env in list_environments(db)},

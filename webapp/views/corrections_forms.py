@@ -25,7 +25,8 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from webapp.corrections.bulk import decode
 from webapp.forms import IsoDateField
-from webapp.models import CorrectionOperation, CorrectionState
+from webapp.models import CorrectionOperation, CorrectionState, Environment
+from webapp.tool_policy import DEFAULT_DESCRIPTIONS, LABELS, Policy
 
 ROWS = 5
 MAX_ROWS = 100
@@ -121,6 +122,46 @@ class CorrectionForm(FlaskForm):
             if len(rows.entries) < MAX_ROWS:
                 rows.append_entry()
         return True
+
+
+def offer(
+    form: CorrectionForm,
+    operation: str,
+    policies: list[tuple[Environment, Policy]],
+    *,
+    preselect: bool = False,
+    wanted: int | None = None,
+) -> None:
+    """Offer the environments whose tool policy allows `operation` (the others are listed but
+    disabled, with the reason) and give the form the policy's description of the operation.
+
+    `preselect` (a GET): `wanted` (?environment_id=) is chosen if offered, else the only one
+    offered. The description is the chosen environment's, else the desk's own; the page swaps
+    it when another environment is picked (static/desk.js reads `descriptions`).
+    """
+    choices = [SelectChoice(0, "Choose…")]
+    offered = [env.id for env, policy in policies if policy.allows(operation)]
+    for env, _policy in policies:
+        if env.id in offered:
+            choices.append(SelectChoice(env.id, env.name))
+        else:
+            off = f"{env.name} ({LABELS[operation].lower()} switched off by its tool policy)"
+            choices.append(SelectChoice(env.id, off, render_kw={"disabled": True}))
+    form.environment_id.choices = choices
+    if preselect and not form.environment_id.data:
+        if wanted in offered:
+            form.environment_id.data = wanted
+        elif len(offered) == 1:
+            form.environment_id.data = offered[0]
+    texts = {str(env.id): policy.description(operation) for env, policy in policies}
+    form.descriptions = {"0": DEFAULT_DESCRIPTIONS[operation], **texts}
+    form.operation_description = form.descriptions.get(
+        str(form.environment_id.data or 0), DEFAULT_DESCRIPTIONS[operation]
+    )
+    form.environment_id.render_kw = {
+        "data-describes": "operation-description",
+        "aria-describedby": "operation-description",
+    }
 
 
 class IdentifyForm(CorrectionForm):

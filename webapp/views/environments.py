@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from webapp import environments as service
+from webapp import tool_policy
 from webapp.accounts.access import role_required
 from webapp.db import get_session
 from webapp.forms import ActionForm, EnvironmentForm
 from webapp.models import Role
+from webapp.views.policy_forms import PolicyForm
 
 bp = Blueprint("environments", __name__)
 
@@ -30,8 +32,16 @@ def _input(form: EnvironmentForm) -> service.EnvironmentInput:
 @role_required(Role.AUDITOR)
 def index():
     """The Heap environments the desk works on."""
-    envs = service.list_environments(get_session())
-    return render_template("environments/index.html", environments=envs, action=ActionForm())
+    db = get_session()
+    envs = service.list_environments(db)
+    policies = {env.id: tool_policy.policy_of(db, env) for env in envs}
+    return render_template(
+        "environments/index.html",
+        environments=envs,
+        policies=policies,
+        labels=tool_policy.LABELS,
+        action=ActionForm(),
+    )
 
 
 @bp.route("/environments/new", methods=["GET", "POST"])
@@ -95,3 +105,43 @@ def test_connection(environment_id: int):
             ok, message = False, str(error)
         flash(message, "success" if ok else "error")
     return redirect(url_for("environments.index"))
+
+
+@bp.route("/environments/<int:environment_id>/policy", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def policy(environment_id: int):
+    """The environment's tool policy: operations offered, four-eyes, limits, descriptions."""
+    db = get_session()
+    try:
+        env = service.get_environment(db, environment_id)
+    except service.EnvironmentInputError:
+        return render_template("errors/404.html", status=404, message="No such environment."), 404
+    current = tool_policy.policy_of(db, env)
+    form = PolicyForm()
+    problem, status = None, 200
+    if request.method == "GET":
+        form.fill(current)
+    elif form.validate_on_submit():
+        try:
+            changes = form.changes()
+            if tool_policy.changed(current, changes) == current:
+                flash("Nothing changed: the policy is as it was.", "info")
+                return redirect(url_for("environments.policy", environment_id=env.id))
+            tool_policy.update_policy(db, actor=current_user.email, env=env, changes=changes)
+        except tool_policy.PolicyInputError as error:
+            db.rollback()
+            problem = str(error)
+        else:
+            flash(f"Tool policy of “{env.name}” saved.", "success")
+            return redirect(url_for("environments.policy", environment_id=env.id))
+    if request.method == "POST":
+        status = 400
+    page = render_template(
+        "environments/policy.html",
+        form=form,
+        environment=env,
+        policy=current,
+        last_change=tool_policy.last_change(db, env),
+        problem=problem,
+    )
+    return page, status
