@@ -1,4 +1,5 @@
-"""Fixtures for the MCP tests: the desk over real HTTP and the SDK's own client against it."""
+"""Fixtures and helpers shared by the MCP tests: the desk over real HTTP (/mcp mounted as in
+production) and the SDK's own client against it."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from werkzeug.serving import make_server
 from webapp import tool_policy
 from webapp.db import session_scope
 from webapp.models import Environment
+
+__all__ = ["answer", "connect", "entries", "error_text", "mcp_url", "set_policy"]
 
 
 @pytest.fixture
@@ -35,9 +38,11 @@ def mcp_url(app) -> Iterator[str]:
 async def connect(url: str, token: str, mode: str = "auto") -> AsyncIterator[Client]:
     """The SDK's client over streamable HTTP, sending the desk token as a bearer token."""
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx2.AsyncClient(headers=headers, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+    ):
+        yield client
 
 
 def answer(result) -> dict:
@@ -56,3 +61,11 @@ def set_policy(app, env_id: int, **changes) -> None:
     with app.app_context(), session_scope(write=True) as session:
         env = session.get(Environment, env_id)
         tool_policy.update_policy(session, actor="admin@example.org", env=env, changes=changes)
+
+
+def entries(app, action: str | None = None) -> list[dict]:
+    """The audit trail's entries (of one action, if given), oldest first."""
+    from webapp.trail import audit
+
+    with app.app_context(), session_scope(write=False) as session:
+        return [e for e in audit.iter_entries(session) if action in (None, e["action"])]
