@@ -31,6 +31,7 @@ MALFORMED = "log.bravo.subject@example.org"
 LOOKED_UP = "log.charlie.never.uploaded@example.org"
 CORRECTED = "log.delta.corrected@example.org"
 PROPERTY = "loyalty-card-4929-1234-5678"
+DRAFTED = "log.echo.drafted.by.assistant@example.org"
 
 
 def _bearer(token: str) -> dict:
@@ -55,6 +56,7 @@ class Secrets:
             "looked-up identity": LOOKED_UP,
             "corrected identity": CORRECTED,
             "property value": PROPERTY,
+            "identity an assistant drafted": DRAFTED,
         }
         self.app = app
 
@@ -162,6 +164,22 @@ def test_an_end_to_end_slice_logs_no_secret(
     assert corrected.status_code == 201, corrected.json
     report = client.get(f"/api/v1/batches/{batch_id}/report.csv", headers=auditor)
     assert SUBJECT in report.get_data(as_text=True)
+
+    # An assistant over MCP (/mcp, JSON-RPC as the SDK sends it) drafts and looks someone up.
+    for number, (tool, arguments) in enumerate(
+        [
+            ("draft_deletion_batch", {"environment_id": env_id, "identities": [DRAFTED]}),
+            ("lookup_subject", {"environment_id": env_id, "identity": DRAFTED}),
+        ]
+    ):
+        call = {"name": tool, "arguments": arguments}
+        answered = client.post(
+            "/mcp",
+            json={"jsonrpc": "2.0", "id": number, "method": "tools/call", "params": call},
+            headers={**_bearer(tokens["officer"]), "Accept": "application/json, text/event-stream"},
+        )
+        assert answered.json["result"]["isError"] is False, answered.json
+    app.extensions["desk_mcp"].close()
 
     def crash(*_args, **_kwargs):
         raise RuntimeError("lookup failed")

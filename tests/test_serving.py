@@ -17,8 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 import requests
+from assistant_helpers import answer, connect
 
 from webapp.config import ConfigError, load_settings
 from webapp.db import session_scope
@@ -178,6 +180,28 @@ def example_environment() -> dict[str, str]:
             name, _, value = line.partition("=")
             env[name] = value
     return env
+
+
+@pytest.mark.slow
+def test_mcp_is_served_by_the_same_workers_on_the_same_port(app, start, tmp_path, api_token):
+    """`desk serve` carries /mcp too: the gthread workers, the SDK's ASGI app through a2wsgi."""
+    process, url, log = serve(start, tmp_path, scheduler="off")
+    mcp = url.replace("/api/v1/health", "/mcp")
+    token = api_token("officer")
+
+    async def run() -> list[dict]:
+        answers = []
+        for _ in range(4):  # a connection each: spread over both workers
+            async with connect(mcp, token) as client:
+                answers.append(answer(await client.call_tool("list_batches", {})))
+        return answers
+
+    assert [body["total"] for body in anyio.run(run)] == [0, 0, 0, 0]
+    assert requests.post(mcp, json={}, timeout=5).status_code == 401
+    assert stop(process) == 0  # each worker's MCP event loop stops with it
+    access = log.read_text()
+    assert '"POST /mcp" 200' in access and '"POST /mcp" 401' in access
+    assert "Traceback" not in access
 
 
 def test_the_example_environment_refuses_to_start_until_its_secrets_are_set(tmp_path):

@@ -60,6 +60,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
 
+    # /mcp (AI assistants) beside the routes, in the same workers (ARCHITECTURE.md, "Serving").
+    from webapp.assistants.http import mount as mount_mcp
+
+    mount_mcp(app)
     if app.config["DESK_PROXY_HOPS"]:
         hops = app.config["DESK_PROXY_HOPS"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)

@@ -1,8 +1,9 @@
-"""The `desk` command: serve, scheduler, sandbox, db, users, tokens, audit, retention, keys."""
+"""The `desk` command: serve, scheduler, sandbox, db, users, tokens, audit, retention, keys, mcp."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -83,6 +84,34 @@ def scheduler(once: bool) -> None:
     click.echo(f"scheduler {desk_scheduler.holder} running; Ctrl-C to stop")
     stop.wait()
     desk_scheduler.shutdown()
+
+
+@main.command("mcp")
+@click.option("--stdio", "use_stdio", is_flag=True, help="Serve MCP on standard input and output.")
+def mcp_command(use_stdio: bool) -> None:
+    """The MCP server for a local AI assistant, acting as the owner of DESK_API_TOKEN.
+
+    Over HTTP the same server is /mcp of `desk serve`, with the caller's own token.
+    """
+    from webapp.assistants.callers import Unauthenticated
+    from webapp.assistants.stdio import TOKEN_VARIABLE, check_token, serve_stdio
+
+    if not use_stdio:
+        raise click.UsageError("Say --stdio: over HTTP the MCP server is /mcp of `desk serve`.")
+    token = os.environ.get(TOKEN_VARIABLE, "").strip()
+    if not token:
+        raise click.ClickException(
+            f"Set {TOKEN_VARIABLE} to a desk API token (`desk tokens create --email …`): the "
+            "assistant acts as that token's owner, within their role and its scope."
+        )
+    app = make_app()
+    _require_head(app)
+    try:
+        caller = check_token(app, token)
+    except Unauthenticated as refused:
+        raise click.ClickException(f"{TOKEN_VARIABLE}: {refused}") from None
+    click.echo(f"MCP on standard I/O as {caller.email} ({caller.role}, {caller.scope})", err=True)
+    serve_stdio(app, token)
 
 
 def _register_sandbox() -> None:

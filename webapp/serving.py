@@ -1,4 +1,8 @@
-"""gunicorn as the production WSGI server, with the scheduler started in each worker."""
+"""gunicorn as the production WSGI server, with the scheduler started in each worker.
+
+The same gthread workers serve /mcp (AI assistants) through an ASGI-to-WSGI adapter: one
+server, one port, one set of workers (docs/ARCHITECTURE.md, "Serving").
+"""
 
 from __future__ import annotations
 
@@ -57,6 +61,10 @@ def _worker_exit(_server, worker) -> None:
     desk_scheduler = worker.app.application.extensions.get("desk_scheduler")
     if desk_scheduler is not None:
         desk_scheduler.shutdown()
+    # /mcp's event loop thread, if this worker served MCP (webapp/assistants/http.py).
+    mcp = worker.app.application.extensions.get("desk_mcp")
+    if mcp is not None:
+        mcp.close()
 
 
 def run_gunicorn(app: Flask, *, bind: str, workers: int, threads: int) -> None:
