@@ -330,6 +330,7 @@ def test_the_allowlist_setting_is_read_and_checked(tmp_path):
 
 def test_make_demo_lists_the_sandbox_and_the_readme_documents_the_setting():
     makefile = (ROOT / "Makefile").read_text()
-    assert "DESK_HEAP_URL_ALLOWLIST=127.0.0.1:8765" in makefile
+    assert "DESK_HEAP_URL_ALLOWLIST=127.0.0.1:$(SANDBOX_PORT)" in makefile
+    assert "SANDBOX_PORT ?= 8765" in makefile
     readme = (ROOT / "README.md").read_text()
     assert "| `DESK_HEAP_URL_ALLOWLIST` |" in readme and "host:port" in readme
