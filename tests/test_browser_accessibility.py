@@ -254,3 +254,117 @@ def _two_factor_pages(app, page, server: str, checker: Checker, make_user) -> No
         checker.check(page, "/login/code")
     finally:
         app.config["DESK_2FA_REQUIRED_ROLES"] = ""
+
+
+# --- keyboard only ----------------------------------------------------------------------------
+
+FOCUSED = """() => {
+    const el = document.activeElement;
+    if (!el || el === document.body) return null;
+    const style = getComputedStyle(el), box = el.getBoundingClientRect();
+    return {
+        tag: el.tagName.toLowerCase(), type: el.type || "", id: el.id || "",
+        text: (el.innerText || el.value || el.getAttribute("aria-label") || "").trim().slice(0, 60),
+        label: el.labels && el.labels.length ? el.labels[0].innerText.trim() : "",
+        focusVisible: el.matches(":focus-visible"),
+        ring: style.outlineStyle !== "none" && parseFloat(style.outlineWidth) >= 2,
+        onScreen: box.width > 0 && box.height > 0 && box.bottom > 0 && box.top < innerHeight,
+    };
+}"""
+
+
+class Keyboard:
+    """Tab, type and Enter only; after every key that moves focus, the focus must be seen."""
+
+    def __init__(self, page):
+        self.page = page
+        self.stops = 0
+
+    def focused(self) -> dict | None:
+        return self.page.evaluate(FOCUSED)
+
+    def tab_to(self, matches, limit: int = 80) -> dict:
+        """Press Tab until the focused element satisfies `matches`; every stop shows its ring."""
+        for _ in range(limit):
+            self.page.keyboard.press("Tab")
+            self.stops += 1
+            now = self.focused()
+            assert now, "Tab left the page"
+            assert now["focusVisible"] and now["ring"], f"focus not visible on {now}"
+            assert now["onScreen"], f"focused element out of view: {now}"
+            if matches(now):
+                return now
+        raise AssertionError(f"no element matched within {limit} Tab presses")
+
+    def field(self, label: str) -> dict:
+        return self.tab_to(lambda el: el["label"].startswith(label))
+
+    def control(self, text: str) -> dict:
+        return self.tab_to(lambda el: el["text"] == text)
+
+
+def _keyboard_sign_in(page, keys: Keyboard, server: str, email: str) -> None:
+    page.goto(server + "/login")
+    keys.field("E-mail address")
+    page.keyboard.type(email)
+    keys.field("Password")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/dashboard$"))
+
+
+def test_keyboard_only_officer_a_uploads_and_officer_b_approves(
+    app, live_server, browser, sandbox, make_user, artifacts_dir
+):
+    uploader = make_user("officer", email="ada.officer@example.org")
+    approver = make_user("officer", email="ben.officer@example.org")
+    make_environment(app, sandbox)
+
+    # Officer A, on a phone-sized window: sign in, open the upload form, paste, upload.
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    keys = Keyboard(page)
+    _keyboard_sign_in(page, keys, live_server, uploader)
+    keys.control("Upload a list")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/batches/new$"))
+    keys.field("Heap environment")
+    page.keyboard.type("Sandbox")  # a select chooses by typing its option's name
+    keys.field("…or paste")
+    page.keyboard.type("ada@example.com\nbob@example.org\nbob@example.org")
+    keys.field("Reference")
+    page.keyboard.type("DSR-KEYBOARD-1")
+    keys.control("Upload and validate")
+    page.screenshot(path=artifacts_dir / "keyboard-1-upload.png", full_page=True)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/batches/\d+$"))
+    batch = page.get_by_test_id("batch")
+    assert batch.get_attribute("data-state") == "awaiting_approval"
+    assert page.get_by_test_id("count-valid").inner_text() == "2"
+    sha256 = page.get_by_test_id("sha256").inner_text()
+    batch_path = page.url.removeprefix(live_server)
+    keys.control("Sign out")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/login$"))
+    context.close()
+
+    # Officer B, on a laptop: the dashboard links the batch; approve it from its page.
+    context = browser.new_context(viewport={"width": 1366, "height": 860})
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    keys = Keyboard(page)
+    _keyboard_sign_in(page, keys, live_server, approver)
+    batch_id = batch_path.rsplit("/", 1)[1]
+    keys.control(f"#{batch_id}")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(re.escape(batch_path) + "$"))
+    assert page.get_by_test_id("sha256").inner_text() == sha256
+    keys.control("Approve and queue for submission")
+    page.screenshot(path=artifacts_dir / "keyboard-2-approve.png", full_page=True)
+    page.keyboard.press("Enter")
+    page.wait_for_load_state("load")
+    assert "approved" in page.locator(".flashes").inner_text()
+    assert page.get_by_test_id("batch").get_attribute("data-state") == "approved"
+    context.close()
+    assert keys.stops > 10  # it really went through the page by Tab
