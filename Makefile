@@ -99,4 +99,4 @@ load: install
 	$(BIN)/python -m tests.load.run_load
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts $(AXE_DIR)
