@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format install migrate sandbox demo demo-reset bench load clean browser-deps
+.PHONY: run test lint format install migrate sandbox demo demo-reset bench load clean browser-deps axe-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,8 +56,26 @@ browser-deps:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-dejavu-core poppler-utils openssl >/dev/null; \
 	fi
 
+## axe-core, the accessibility engine the browser tests run in each page (pinned; npm, into
+## build/axe, gitignored). Installed once: a new AXE_VERSION installs afresh.
+AXE_VERSION := 4.14.1
+AXE_DIR := build/axe
+AXE_STAMP := $(AXE_DIR)/.axe-core-$(AXE_VERSION)
+$(AXE_STAMP):
+	@command -v npm >/dev/null || { \
+		echo "installing Debian's npm for axe-core"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq npm >/dev/null; }
+	rm -rf $(AXE_DIR)
+	mkdir -p $(AXE_DIR)
+	npm install --prefix $(AXE_DIR) --no-save --no-package-lock --no-audit --no-fund --loglevel=error axe-core@$(AXE_VERSION)
+	test -f $(AXE_DIR)/node_modules/axe-core/axe.min.js
+	touch $(AXE_STAMP)
+
+axe-deps: $(AXE_STAMP)
+
 ## Lint, then the whole suite (browser tests included).
-test: install browser-deps
+test: install browser-deps axe-deps
 	$(BIN)/ruff check webapp tests alembic
 	$(BIN)/ruff format --check webapp tests
 	$(BIN)/lint-imports
@@ -81,4 +99,4 @@ load: install
 	$(BIN)/python -m tests.load.run_load
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts
+	rm -rf $(VENV) .pytest_cache .ruff_cache test-artifacts $(AXE_DIR)

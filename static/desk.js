@@ -5,7 +5,29 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+// On a phone each table row stacks into a card (desk.css); every cell shows its column's name
+// from data-label, copied here from the table's header unless the template set its own.
+function labelCells(root) {
+  root.querySelectorAll("table.table").forEach((table) => {
+    const names = [];
+    table.querySelectorAll("thead tr:first-child > th").forEach((th) => {
+      const name = th.textContent.trim().replace(/\s+/g, " ");
+      for (let span = 0; span < (th.colSpan || 1); span += 1) names.push(name);
+    });
+    table.querySelectorAll("tbody > tr").forEach((row) => {
+      let column = 0;
+      Array.from(row.children).forEach((cell) => {
+        // A cell spanning columns ("No rows.") speaks for itself.
+        if (cell.colSpan === 1 && names[column] && !cell.hasAttribute("data-label")) {
+          cell.dataset.label = names[column];
+        }
+        column += cell.colSpan || 1;
+      });
+    });
+  });
+}
 document.addEventListener("DOMContentLoaded", () => {
+  labelCells(document);
   // Pages that show long-running work update their [data-live] parts in place while it runs:
   // no reload, so focus and scroll stay where they are; changes are announced politely.
   const refresh = document.querySelector("[data-refresh-seconds]");
@@ -27,6 +49,7 @@ function updateInPlace(root, interval) {
       const response = await fetch(window.location.href, { credentials: "same-origin" });
       if (!response.ok) return true; // try again at the next tick
       fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      labelCells(fresh); // labelled as the page is, so unchanged parts compare equal
     } catch (error) {
       return true;
     }

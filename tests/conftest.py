@@ -279,6 +279,23 @@ def live_server(app):
 
 
 @pytest.fixture
+def browser():
+    """Debian's chromium through Playwright, for tests that open several contexts."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
 def browser_page(artifacts_dir):
     """A Playwright page in Debian's chromium (never `playwright install`)."""
     if not Path(CHROMIUM).exists():
