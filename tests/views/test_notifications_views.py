@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 from batch_fixtures import *  # noqa: F401,F403
 from sqlmodel import select
@@ -108,3 +109,27 @@ def test_email_preferences_default_on_for_approvals_and_outcomes_and_are_audited
     assert "batch_awaits_approval" not in details["email"]  # unchanged
     page = client.get("/notifications").get_data(as_text=True)
     assert "E-mail preferences saved." in page
+
+
+def test_the_headers_refresh_does_not_keep_a_session_alive(client, login_as):
+    """An open tab asking for the count must not defeat the idle timeout."""
+    import sqlalchemy as sa
+
+    from webapp.models import LoginSession, utcnow
+
+    login_as("officer")
+    earlier = utcnow() - timedelta(minutes=10)
+
+    def last_seen(reset: bool = False):
+        with client.application.app_context(), session_scope(write=True) as session:
+            if reset:
+                session.exec(sa.update(LoginSession).values(last_seen_at=earlier))
+                session.commit()
+            return session.exec(select(LoginSession.last_seen_at)).one()
+
+    last_seen(reset=True)
+    background = {"X-Desk-Background": "1"}
+    assert client.get("/notifications/unread.json", headers=background).status_code == 200
+    assert last_seen() == earlier
+    assert client.get("/notifications/unread.json").status_code == 200
+    assert last_seen() > earlier
