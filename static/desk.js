@@ -103,3 +103,46 @@ document.addEventListener("change", (event) => {
   const texts = JSON.parse(note.dataset.descriptions);
   note.textContent = texts[select.value] || texts["0"];
 });
+document.addEventListener("DOMContentLoaded", () => {
+  // The header's unread count refreshes itself, so a waiting approval shows on any page
+  // within DESK_NOTIFICATION_POLL_SECONDS; a rise is announced politely.
+  const link = document.querySelector("[data-unread-url]");
+  if (link) pollUnread(link, parseInt(link.dataset.pollSeconds, 10));
+});
+
+function pollUnread(link, seconds) {
+  if (!(seconds > 0)) return;
+  const badge = link.querySelector("[data-testid=unread-count]");
+  const status = document.getElementById("notifications-status");
+  let shown = parseInt(badge.textContent, 10) || 0;
+  const tick = async () => {
+    let answer;
+    try {
+      const response = await fetch(link.dataset.unreadUrl, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json", "X-Desk-Background": "1" },
+      });
+      // Signed out (the sign-in page answers instead): stop asking.
+      if (!(response.headers.get("content-type") || "").includes("json")) return false;
+      if (!response.ok) return true;
+      answer = await response.json();
+    } catch (error) {
+      return true; // offline for a moment: try again at the next tick
+    }
+    const unread = Number(answer.unread) || 0;
+    link.setAttribute("aria-label", `Notifications, ${unread} unread`);
+    badge.textContent = String(unread);
+    badge.hidden = unread === 0;
+    if (status && unread > shown) {
+      status.textContent = `${unread - shown} new notification${unread - shown === 1 ? "" : "s"}.`;
+    }
+    shown = unread;
+    return true;
+  };
+  const loop = () => {
+    window.setTimeout(async () => {
+      if (await tick()) loop();
+    }, seconds * 1000);
+  };
+  loop();
+}

@@ -99,6 +99,7 @@ def register_blueprints(app: Flask) -> None:
         corrections,
         environments,
         home,
+        notifications,
         subjects,
     )
     from webapp.views import evidence as evidence_views
@@ -114,6 +115,7 @@ def register_blueprints(app: Flask) -> None:
         subjects.bp,
         corrections.bp,
         correction_approval.bp,
+        notifications.bp,
         two_factor_views.bp,
         evidence_views.bp,
     ):

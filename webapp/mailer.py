@@ -42,11 +42,24 @@ def smtp_settings(app: Flask) -> SmtpSettings | None:
     config = app.config
     if not config.get("DESK_ALERTS_ENABLED"):
         return None
+    return _settings(config, tuple(config["DESK_ALERT_RECIPIENTS"]))
+
+
+def personal_smtp_settings(app: Flask) -> SmtpSettings | None:
+    """SMTP settings for mail to the desk's own people (notifications; no fixed recipients),
+    or None while no SMTP host and sender are configured."""
+    config = app.config
+    if not (config.get("DESK_SMTP_HOST") and config.get("DESK_SMTP_FROM")):
+        return None
+    return _settings(config, ())
+
+
+def _settings(config, recipients: tuple[str, ...]) -> SmtpSettings:
     return SmtpSettings(
         host=config["DESK_SMTP_HOST"],
         port=config["DESK_SMTP_PORT"],
         sender=config["DESK_SMTP_FROM"],
-        recipients=tuple(config["DESK_ALERT_RECIPIENTS"]),
+        recipients=recipients,
         starttls=config["DESK_SMTP_STARTTLS"],
         use_ssl=config["DESK_SMTP_SSL"],
         username=config["DESK_SMTP_USERNAME"],

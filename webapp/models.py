@@ -603,5 +603,59 @@ class AuditCheckpoint(SQLModel, table=True):
     actor: str = Field(max_length=254)
 
 
+# --- notifications ------------------------------------------------------------------------
+
+
+class NotificationKind(enum.StrEnum):
+    """What a notification tells its person (webapp.notifications decides who gets which)."""
+
+    BATCH_AWAITS_APPROVAL = "batch_awaits_approval"
+    BATCH_REJECTED = "batch_rejected"
+    BATCH_FAILED = "batch_failed"
+    BATCH_COMPLETED = "batch_completed"
+    DEADLINE_AT_RISK = "deadline_at_risk"
+    CORRECTION_AWAITS_APPROVAL = "correction_awaits_approval"
+
+
+class MailState(enum.StrEnum):
+    """Whether a notification's e-mail went out (the outbox the mail job works through)."""
+
+    PENDING = "pending"
+    SENT = "sent"
+    SKIPPED = "skipped"  # the person's preferences say no, or it was too old to mail
+
+
+class Notification(SQLModel, table=True):
+    """One message in a person's inbox; the text names batches and counts, never a subject."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        sa.Index("ix_notifications_user_id_id", "user_id", "id"),
+        sa.Index("ix_notifications_mail_state_id", "mail_state", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id")
+    kind: str = Field(max_length=40)
+    batch_id: int | None = Field(default=None, foreign_key="batches.id")
+    correction_id: int | None = Field(default=None, foreign_key="corrections.id")
+    text: str = Field(sa_column=sa.Column(sa.Text(), nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+    read_at: datetime | None = Field(default=None, sa_column=at_column())
+    mail_state: str = Field(default=MailState.PENDING.value, max_length=16)
+    mailed_at: datetime | None = Field(default=None, sa_column=at_column())
+
+
+class NotificationPreference(SQLModel, table=True):
+    """A person's choice to get one kind of notification by e-mail (no row: the default)."""
+
+    __tablename__ = "notification_preferences"
+
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    kind: str = Field(max_length=40, primary_key=True)
+    email: bool
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=at_column(nullable=False))
+
+
 # The retention purge looks for subjects completed before a cutoff.
 sa.Index("ix_subjects_completed_at", Subject.__table__.c.completed_at)

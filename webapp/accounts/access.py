@@ -76,7 +76,10 @@ def load_user(session_token: str) -> Principal | None:
     if found is None:
         return None
     user, row = found
-    _touch(row, "last_seen_at")
+    # The header's unread-count refresh is not activity: an open tab must not keep a session
+    # alive past its idle timeout (a header only a page's own script sends; it can only shorten).
+    if request.headers.get("X-Desk-Background") != "1":
+        _touch(row, "last_seen_at")
     return Principal.of(user, session_id=row.id, session_token=session_token)
 
 

@@ -28,6 +28,7 @@ from webapp.heap import redact as redact_text
 from webapp.heap.redaction import skeleton_of
 from webapp.models import CallState, Correction, CorrectionCall, utcnow
 from webapp.models import CorrectionState as State
+from webapp.notifications import events as notifications
 from webapp.trail import audit
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ def record_intent(
         target_id=correction.id,
         details=details,
     )
+    if awaiting:
+        notifications.correction_awaits_approval(session, correction)
     session.commit()  # the intent is safe before Heap is called
     return correction, [row.id for row in rows]
 

@@ -17,6 +17,7 @@ from webapp.erasure import rows as intake_rows
 from webapp.erasure import subjects as subject_store
 from webapp.erasure.manifest import Manifest
 from webapp.models import Batch, BatchState, Environment, HeapRequest, Role, RowClass, User, utcnow
+from webapp.notifications import events as notifications
 from webapp.trail import audit
 
 MAX_REASON_LENGTH = 2000
@@ -209,6 +210,7 @@ def create_batch(
             "manifest": {"count": manifest.count, "sha256": manifest.sha256},
         },
     )
+    notifications.batch_awaits_approval(session, batch)
     session.commit()
     return batch, upload
 
@@ -371,6 +373,7 @@ def reject(session: Session, *, actor: str, batch_id: int, reason: str) -> Batch
         target_id=batch.id,
         details={"reason": reason},
     )
+    notifications.batch_rejected(session, batch, reason=reason)
     session.commit()
     return batch
 

@@ -54,6 +54,7 @@ from webapp.models import (
     Subject,
     SubjectState,
 )
+from webapp.notifications import events as notifications
 from webapp.trail import audit
 
 SYSTEM = audit.SYSTEM_ACTOR
@@ -306,6 +307,7 @@ def return_for_approval(session: Session, batch: Batch, *, revived: int = 0) -> 
     batch.manifest_count, batch.manifest_sha256 = current.count, current.sha256
     batch.reapproval_reason = reason
     session.add(batch)
+    notifications.batch_awaits_approval(session, batch, again=True)
     return True
 
 
@@ -322,6 +324,7 @@ def _fail_unplannable(session: Session, batch_id: int, problem: str) -> bool:
         target_id=batch_id,
         details={"from": BatchState.APPROVED.value, "to": batch.state, "reason": batch.last_error},
     )
+    notifications.batch_settled(session, batch, BatchState.FAILED)
     session.commit()
     return False
 
@@ -893,4 +896,5 @@ def settle_batch(
             details=details,
         )
         batch.state = new.value
+        notifications.batch_settled(session, batch, new)
     session.add(batch)

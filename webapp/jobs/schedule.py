@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from webapp.erasure import polling, retention, submission
+from webapp.erasure import deadline_notices, polling, retention, submission
 from webapp.erasure.settings import setting
 from webapp.evidence import checkpoints, tree_heads
 from webapp.jobs import alerts
+from webapp.notifications import mail as notification_mail
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,10 @@ JOBS: tuple[Job, ...] = (
         run=alerts.run,
         seconds=lambda app: int(app.config.get("DESK_ALERT_INTERVAL_SECONDS", 60)),
     ),
+    # Notifications by e-mail, within a minute of the event (webapp/notifications/mail.py).
+    Job("notification_mail", run=notification_mail.run, seconds=notification_mail.interval_seconds),
+    # Once a day per batch, its uploader hears of deadlines passed or due within 7 days.
+    Job("deadline_notices", run=deadline_notices.scheduled_notices, seconds=_evidence_tick_seconds),
     # A signed checkpoint once an unsigned audit entry is a day old.
     Job("audit_checkpoint", run=checkpoints.scheduled_checkpoint, seconds=_evidence_tick_seconds),
     # A signed tree head whenever the trail grew, at most DESK_STH_EVERY_SECONDS apart.
