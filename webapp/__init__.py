@@ -100,6 +100,7 @@ def register_blueprints(app: Flask) -> None:
         environments,
         home,
         subjects,
+        times,
     )
     from webapp.views import evidence as evidence_views
     from webapp.views import two_factor as two_factor_views
@@ -116,6 +117,7 @@ def register_blueprints(app: Flask) -> None:
         correction_approval.bp,
         two_factor_views.bp,
         evidence_views.bp,
+        times.bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(api)
