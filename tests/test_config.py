@@ -125,7 +125,9 @@ def test_desk_timezone_is_an_iana_zone_or_unset(tmp_path):
     assert load_settings(tmp_path, env={"DESK_TIMEZONE": "UTC"})["DESK_TIMEZONE"] == "UTC"
 
 
-@pytest.mark.parametrize("zone", ["Mars/Olympus_Mons", "europe/berlin", "../etc/passwd", "zone.tab"])
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus_Mons", "europe/berlin", "../etc/passwd", "zone.tab", "Europe"]
+)
 def test_an_unknown_desk_timezone_is_refused_at_startup(tmp_path, monkeypatch, zone):
     with pytest.raises(ConfigError, match=r"DESK_TIMEZONE must be an IANA time zone name"):
         load_settings(tmp_path, env={"DESK_TIMEZONE": zone})

@@ -189,9 +189,7 @@ def test_a_form_opened_before_the_environment_existed_still_previews(
 ):
     # The page had no picker (no environment yet); an admin registers one meanwhile.
     login_as("officer")
-    assert 'name="environment_id"' not in client.get("/corrections/identify").get_data(
-        as_text=True
-    )
+    assert 'name="environment_id"' not in client.get("/corrections/identify").get_data(as_text=True)
     make_env(app, sandbox)
     shown = preview(auth, "/corrections/identify", SINGLE["identify"])
     assert shown.status_code == 200, shown.get_data(as_text=True)

@@ -198,8 +198,9 @@ def offer(
     disabled, with the reason) and give the form the policy's description of the operation.
 
     `preselect` (a GET, or a post without the picker): `wanted` (?environment_id=) is chosen
-    if offered, else the only one offered, so the first preview never asks for a choice. The description is the chosen environment's, else the desk's own; the page swaps
-    it when another environment is picked (static/desk.js reads `descriptions`).
+    if offered, else the only one offered, so the first preview never asks for a choice.
+    The description is the chosen environment's, else the desk's own; the page swaps it when
+    another environment is picked (static/desk.js reads `descriptions`).
     """
     choices = [SelectChoice(0, "Choose…")]
     offered = [env.id for env, policy in policies if policy.allows(operation)]
