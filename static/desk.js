@@ -50,6 +50,7 @@ function updateInPlace(root, interval) {
       if (!response.ok) return true; // try again at the next tick
       fresh = new DOMParser().parseFromString(await response.text(), "text/html");
       labelCells(fresh); // labelled as the page is, so unchanged parts compare equal
+      showLocalTimes(fresh); // as the page shows them, so unchanged parts compare equal
     } catch (error) {
       return true;
     }
@@ -145,4 +146,113 @@ function pollUnread(link, seconds) {
     }, seconds * 1000);
   };
   loop();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("fieldset[data-rows]").forEach(enhancePropertyRows);
+  showLocalTimes(document);
+});
+
+// Property rows of the correction forms: "Add a row" clones the <template> row and "Remove"
+// drops one, in the page; the rows are renumbered so their names stay WTForms' FieldList
+// names (properties-0-key, properties-1-key, …) and the row numbers match the server's
+// messages. Without script "Add 5 more rows" posts the form back instead.
+function enhancePropertyRows(fieldset) {
+  const body = fieldset.querySelector("tbody");
+  const template = fieldset.querySelector("template[data-row-template]");
+  const add = fieldset.querySelector("button[data-add-row]");
+  if (!body || !template || !add) return;
+  const prefix = new RegExp(`^${fieldset.dataset.rows}-\\d+-`);
+  const max = parseInt(fieldset.dataset.maxRows, 10) || 100;
+  const rows = () => Array.from(body.querySelectorAll("tr[data-row]"));
+  const renumber = () => {
+    rows().forEach((row, index) => {
+      const number = String(index + 1);
+      row.querySelectorAll("[name], [id], label[for]").forEach((element) => {
+        ["name", "id", "for"].forEach((attribute) => {
+          const value = element.getAttribute(attribute);
+          if (value && prefix.test(value)) {
+            element.setAttribute(
+              attribute,
+              value.replace(prefix, `${fieldset.dataset.rows}-${index}-`),
+            );
+          }
+        });
+      });
+      row.querySelector("[data-row-number]").textContent = number;
+      row.querySelectorAll("label[data-part]").forEach((label) => {
+        label.textContent = `${fieldset.dataset.rowsLabel} ${number}: ${label.dataset.part}`;
+      });
+      row.querySelector("[data-remove-row]").setAttribute("aria-label", `Remove row ${number}`);
+    });
+    add.disabled = rows().length >= max;
+  };
+  fieldset.querySelectorAll("[data-remove-row]").forEach((button) => {
+    button.hidden = false;
+  });
+  const more = fieldset.querySelector("button[data-more-rows]");
+  if (more) more.hidden = true;
+  add.hidden = false;
+  add.addEventListener("click", () => {
+    if (rows().length >= max) return;
+    const holder = document.createElement("tbody");
+    holder.innerHTML = template.innerHTML.replaceAll("__index__", "0");
+    const row = holder.querySelector("tr");
+    row.querySelector("[data-remove-row]").hidden = false;
+    body.appendChild(row);
+    renumber();
+    row.querySelector("input").focus();
+  });
+  body.addEventListener("click", (event) => {
+    const button = event.target.closest("[data-remove-row]");
+    if (!button) return;
+    const row = button.closest("tr");
+    if (rows().length === 1) {
+      // The last row is emptied rather than removed: the form always has one to fill.
+      row.querySelectorAll("input").forEach((input) => {
+        input.value = "";
+      });
+      row.querySelectorAll("select").forEach((select) => {
+        select.selectedIndex = 0;
+      });
+      row.querySelector("input").focus();
+      return;
+    }
+    const next = row.nextElementSibling || row.previousElementSibling;
+    row.remove();
+    renumber();
+    next.querySelector("input").focus();
+  });
+  renumber();
+}
+
+// Times: pages carry the UTC moment in <time datetime> with the UTC text and title. Where the
+// desk has no DESK_TIMEZONE (the element has data-local), the text becomes the viewer's own
+// zone, YYYY-MM-DD HH:MM with the zone's abbreviation; the title keeps the UTC for hover.
+function showLocalTimes(root) {
+  const formats = {};
+  root.querySelectorAll("time[data-local][datetime]").forEach((element) => {
+    const moment = new Date(element.getAttribute("datetime"));
+    if (Number.isNaN(moment.getTime())) return;
+    const seconds = element.dataset.local === "seconds";
+    const key = seconds ? "seconds" : "minutes";
+    formats[key] =
+      formats[key] ||
+      new Intl.DateTimeFormat(undefined, {
+        year: "numeric",
+        month: "2-digit",
+        day: "2-digit",
+        hour: "2-digit",
+        minute: "2-digit",
+        second: seconds ? "2-digit" : undefined,
+        hourCycle: "h23",
+        timeZoneName: "short",
+      });
+    const parts = {};
+    formats[key].formatToParts(moment).forEach((part) => {
+      parts[part.type] = part.value;
+    });
+    const time = `${parts.hour}:${parts.minute}${seconds ? `:${parts.second}` : ""}`;
+    element.textContent = `${parts.year}-${parts.month}-${parts.day} ${time} ${parts.timeZoneName}`;
+  });
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import stat
 
 import pytest
@@ -115,3 +116,24 @@ def test_transparency_log_settings(tmp_path):
 def test_bad_transparency_settings_are_refused(tmp_path, env, message):
     with pytest.raises(ConfigError, match=message):
         load_settings(tmp_path, env=env)
+
+
+def test_desk_timezone_is_an_iana_zone_or_unset(tmp_path):
+    assert load_settings(tmp_path, env={})["DESK_TIMEZONE"] is None
+    settings = load_settings(tmp_path, env={"DESK_TIMEZONE": " Europe/Berlin "})
+    assert settings["DESK_TIMEZONE"] == "Europe/Berlin"
+    assert load_settings(tmp_path, env={"DESK_TIMEZONE": "UTC"})["DESK_TIMEZONE"] == "UTC"
+
+
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus_Mons", "europe/berlin", "../etc/passwd", "zone.tab", "Europe"]
+)
+def test_an_unknown_desk_timezone_is_refused_at_startup(tmp_path, monkeypatch, zone):
+    with pytest.raises(ConfigError, match=r"DESK_TIMEZONE must be an IANA time zone name"):
+        load_settings(tmp_path, env={"DESK_TIMEZONE": zone})
+    # create_app reads the same settings: the desk does not start.
+    from webapp import create_app
+
+    monkeypatch.setenv("DESK_TIMEZONE", zone)
+    with pytest.raises(ConfigError, match=re.escape(f"not {zone!r}")):
+        create_app({"INSTANCE_PATH": str(tmp_path / "instance")})

@@ -101,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
         home,
         notifications,
         subjects,
+        times,
     )
     from webapp.views import evidence as evidence_views
     from webapp.views import two_factor as two_factor_views
@@ -118,6 +119,7 @@ def register_blueprints(app: Flask) -> None:
         notifications.bp,
         two_factor_views.bp,
         evidence_views.bp,
+        times.bp,
     ):
         app.register_blueprint(blueprint)
     csrf.exempt(api)

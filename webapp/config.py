@@ -7,6 +7,7 @@ import re
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from cryptography.fernet import Fernet
 
@@ -87,6 +88,24 @@ def _heap_url_allowlist(env: dict) -> list[str]:
             )
         entries.append(entry)
     return entries
+
+
+def _timezone(env: dict) -> str | None:
+    """DESK_TIMEZONE: the IANA zone every page shows times in; unset, each viewer's own.
+
+    Evidence (certificates, reports, exports, packs) and the API stay in UTC either way.
+    """
+    raw = env.get("DESK_TIMEZONE", "").strip()
+    if not raw:
+        return None
+    try:
+        ZoneInfo(raw)
+    except (KeyError, ValueError, OSError):  # unknown name, not a zone file, a directory
+        raise ConfigError(
+            f"DESK_TIMEZONE must be an IANA time zone name like Europe/Berlin or UTC "
+            f"(case matters), not {raw!r}; leave it unset to show each viewer's own zone."
+        ) from None
+    return raw
 
 
 def _bool(env: dict, name: str, default: bool) -> bool:
@@ -282,6 +301,7 @@ def load_settings(instance_path: Path, env: dict | None = None) -> dict:
         "DESK_SESSION_MAX_HOURS": _int(env, "DESK_SESSION_MAX_HOURS", 12, minimum=1),
         "DESK_UPLOAD_MAX_BYTES": _int(env, "DESK_UPLOAD_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
         "DESK_PROXY_HOPS": _int(env, "DESK_PROXY_HOPS", 0),
+        "DESK_TIMEZONE": _timezone(env),
         "SESSION_COOKIE_SECURE": secure_cookies,
         "DESK_HSTS": secure_cookies,
         **_alert_settings(env),

@@ -125,7 +125,8 @@ def test_the_uploader_cancels_from_the_page_and_it_shows_who_when_and_why(
     shown = page(client, response.location)
     stored = batch_of(app, batch_id)
     assert stored.state == "cancelled" and stored.cancel_reason == "Sent to the wrong desk"
-    assert f"Cancelled</strong> by {uploader} on {stored.cancelled_at:%Y-%m-%d %H:%M} UTC" in shown
+    assert f"Cancelled</strong> by {uploader} on <time datetime=" in shown
+    assert f">{stored.cancelled_at:%Y-%m-%d %H:%M} UTC</time>. Nothing was sent" in shown
     assert "Reason: Sent to the wrong desk" in shown
     assert stored.cancelled_at <= utcnow()
 

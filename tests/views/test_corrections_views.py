@@ -100,7 +100,9 @@ def test_invalid_input_shows_the_message_and_stores_nothing(app, auth, sandbox, 
 
 
 def test_no_environment_chosen(auth, officer):
-    shown = preview(auth, "/corrections/identify", {"user_id": "1", "identity": "a"})
+    # The officer picked "Choose…" (value 0) although one environment was preselected.
+    data = {"environment_id": "0", "user_id": "1", "identity": "a"}
+    shown = preview(auth, "/corrections/identify", data)
     assert shown.status_code == 422
     assert "Choose a Heap environment." in shown.get_data(as_text=True)
 

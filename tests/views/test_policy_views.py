@@ -241,7 +241,9 @@ def test_the_only_environment_is_chosen_and_its_description_shown(app, client, o
 
 
 def test_no_environment_chosen_is_still_an_error_with_one_environment(auth, officer, env):
-    shown = auth.post("/corrections/identify", {"user_id": "1", "identity": "a", "step": "preview"})
+    # "Choose…" picked on purpose (a post without the picker takes the only environment).
+    data = {"environment_id": "0", "user_id": "1", "identity": "a", "step": "preview"}
+    shown = auth.post("/corrections/identify", data)
     assert shown.status_code == 422
     assert "Choose a Heap environment." in text(shown)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -85,12 +84,6 @@ def visible(text: str) -> Markup:
         else:
             parts.append(escape(char))
     return Markup("").join(parts)
-
-
-@bp.app_template_filter("utc")
-def utc(moment: datetime | None) -> str:
-    """A timestamp as the desk shows it: always UTC."""
-    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
 
 @bp.app_context_processor

@@ -102,7 +102,9 @@ def _policies() -> list[tuple[Environment, tool_policy.Policy]]:
 def _form(page: Page, policies: list) -> forms.CorrectionForm:
     form = page.form()
     wanted = request.args.get("environment_id", type=int)
-    forms.offer(form, _operation(page), policies, preselect=request.method == "GET", wanted=wanted)
+    # A post without the picker comes from a page opened before any environment existed.
+    preselect = request.method == "GET" or "environment_id" not in request.form
+    forms.offer(form, _operation(page), policies, preselect=preselect, wanted=wanted)
     return form
 
 

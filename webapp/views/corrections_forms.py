@@ -1,11 +1,14 @@
 """Forms of the corrections pages; each turns its fields into the body the service takes.
 
-Property rows are a fixed set of name/value pairs (no inline script under the CSP): "Add more
+Property rows are name/type/value triples. static/desk.js adds and removes rows in the page
+(cloning the `<template>` row and renumbering the FieldList names); without script "Add 5 more
 rows" posts the form back and the server adds five more.
 """
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -58,24 +61,78 @@ def _text(value: Any) -> str | None:
     return text or None
 
 
+# What a property row's value is sent as. Heap keeps text and numbers only (heap-api.md), so
+# true/false goes as the text "true" or "false".
+KINDS = [
+    SelectChoice("text", "Text"),
+    SelectChoice("number", "Number"),
+    SelectChoice("boolean", "True/false"),
+]
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_NOT_FINITE = {"nan", "inf", "infinity"}
+# Heap keeps numbers as doubles: a larger whole number would silently change (checks.py).
+MAX_WHOLE = 2**53 - 1
+
+
+def _number(text: str) -> int | float:
+    if text.lstrip("+-").casefold() in _NOT_FINITE:
+        raise ValueError(f"“{text}” is not a number Heap can keep (NaN and infinity are refused).")
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(
+            f"“{text[:40]}” is not a number: write digits, with a point for decimals, "
+            "e.g. 30 or 12.5 (or choose Text)."
+        )
+    number = Decimal(text)  # exact: "30.0" is whole, and no float rounding decides it
+    # 10^16 and above is whole and too large; checked first, as "1e999999999" would overflow.
+    if number.adjusted() >= 16 or number == number.to_integral_value():
+        if number.adjusted() >= 16 or abs(number) > MAX_WHOLE:
+            raise ValueError(
+                f"“{text[:40]}” is a whole number beyond ±2^53-1, which Heap cannot keep "
+                "exactly: choose Text."
+            )
+        return int(number)
+    value = float(number)
+    if value == 0:  # a fraction below what a double holds
+        raise ValueError(f"“{text[:40]}” is too small for Heap to keep: choose Text.")
+    return value
+
+
+def typed_value(kind: str, text: str) -> str | int | float:
+    """The value of a property row as sent to Heap: text as typed (trimmed), a number as an
+    int when whole else a float, true/false as the text "true" or "false"."""
+    text = text.strip()
+    if kind == "text":
+        return text
+    if kind == "number":
+        return _number(text)
+    if kind == "boolean":
+        if text.casefold() not in {"true", "false"}:
+            raise ValueError(f"true/false takes true or false, not “{text[:40]}”.")
+        return text.casefold()
+    raise ValueError("Choose text, number or true/false as the type.")
+
+
 class PropertyRow(Form):
-    """One name/value pair (a plain Form: the page's CSRF token covers it)."""
+    """One name/type/value row (a plain Form: the page's CSRF token covers it)."""
 
     key = StringField("Name", validators=[Optional(), Length(max=1023)])
+    kind = SelectField("Type", choices=KINDS, default="text")
     value = StringField("Value", validators=[Optional(), Length(max=1023)])
 
 
-def properties_of(rows: FieldList) -> dict[str, str]:
-    """The filled rows as a property object (blank rows are ignored)."""
+def properties_of(rows: FieldList) -> dict[str, str | int | float]:
+    """The filled rows as a property object, each value of its row's type (blank rows are
+    ignored; check_rows has refused values that do not fit their type)."""
     return {
-        row.key.data.strip(): row.value.data.strip()
+        row.key.data.strip(): typed_value(row.kind.data, row.value.data)
         for row in rows
         if _text(row.key.data) and _text(row.value.data)
     }
 
 
 def check_rows(rows: FieldList) -> None:
-    """A value without a name, a name without a value, or a name twice is an error."""
+    """A value without a name, a name without a value, a name twice, or a value that does not
+    fit its row's type is an error."""
     seen = set()
     for number, row in enumerate(rows, 1):
         key, value = _text(row.key.data), _text(row.value.data)
@@ -88,6 +145,11 @@ def check_rows(rows: FieldList) -> None:
         if key and key in seen:
             raise ValidationError(f"Property “{key}” is listed twice.")
         seen.add(key)
+        if key and value:
+            try:
+                typed_value(row.kind.data, value)
+            except ValueError as error:
+                raise ValidationError(f"Row {number} (“{key[:40]}”): {error}") from None
 
 
 def rows_field(label: str) -> FieldList:
@@ -135,9 +197,10 @@ def offer(
     """Offer the environments whose tool policy allows `operation` (the others are listed but
     disabled, with the reason) and give the form the policy's description of the operation.
 
-    `preselect` (a GET): `wanted` (?environment_id=) is chosen if offered, else the only one
-    offered. The description is the chosen environment's, else the desk's own; the page swaps
-    it when another environment is picked (static/desk.js reads `descriptions`).
+    `preselect` (a GET, or a post without the picker): `wanted` (?environment_id=) is chosen
+    if offered, else the only one offered, so the first preview never asks for a choice.
+    The description is the chosen environment's, else the desk's own; the page swaps it when
+    another environment is picked (static/desk.js reads `descriptions`).
     """
     choices = [SelectChoice(0, "Choose…")]
     offered = [env.id for env, policy in policies if policy.allows(operation)]
