@@ -65,7 +65,16 @@ def run_schemathesis(url: str, token: str, workdir: Path) -> subprocess.Complete
         "NO_COLOR": "1",
     }
     return subprocess.run(
-        [ST, "--no-color", "--config-file", str(HERE / "schemathesis.toml"), "run", url],
+        [
+            ST,
+            "--no-color",
+            "--config-file",
+            str(HERE / "schemathesis.toml"),
+            "run",
+            "--checks",
+            "all",
+            url,
+        ],
         cwd=workdir,
         env=env,
         capture_output=True,

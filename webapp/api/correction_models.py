@@ -334,7 +334,23 @@ class CorrectionSummary(BaseModel):
 class CorrectionOut(CorrectionSummary):
     """One correction with its Heap requests."""
 
-    model_config = ConfigDict(title="Correction")
+    model_config = ConfigDict(
+        title="Correction",
+        openapi_extra={
+            "links": {
+                "GetCorrection": {
+                    "operationId": "get_correction",
+                    "parameters": {"correction_id": "$response.body#/id"},
+                    "description": "The correction, with the calls it made",
+                },
+                "RetryCorrection": {
+                    "operationId": "retry_correction",
+                    "parameters": {"correction_id": "$response.body#/id"},
+                    "description": "Send again the calls Heap has not accepted",
+                },
+            }
+        },
+    )
     calls: list[CallOut]
     subject_fingerprints: list[str]
 

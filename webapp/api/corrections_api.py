@@ -10,7 +10,7 @@ from flask_openapi3 import validate_request
 
 from webapp.accounts.access import role_required
 from webapp.api.blueprint import api
-from webapp.api.common import checked_in_view
+from webapp.api.common import checked
 from webapp.api.correction_models import (
     BODIES,
     OPTIONS,
@@ -28,8 +28,10 @@ from webapp.db import get_session
 from webapp.errors import api_error
 from webapp.models import Correction, CorrectionCall, Role
 
-# Refusals an officer can answer (override, confirm) are conflicts, not malformed input.
-CONFLICTS = {"reingestion_guard", "confirmation_required", "not_retryable"}
+# Refusals an officer can answer (override, confirm), and those that the environment's setup
+# decides (its app_id, Account ID property, key), are conflicts, not malformed input; an
+# environment that does not exist is not found.
+CONFLICTS = {"reingestion_guard", "confirmation_required", "not_retryable", "conflict"}
 # POST /corrections/<family>: the family's operation id and summary (the role is added).
 FAMILIES = {
     "identify": ("correct_identify", "Identify a user_id as an identity"),
@@ -50,7 +52,7 @@ FAMILIES = {
 
 
 def _refusal(error: CorrectionInputError):
-    status = 409 if error.code in CONFLICTS else 422
+    status = 404 if error.code == "not_found" else 409 if error.code in CONFLICTS else 422
     return api_error(status, str(error), error.code)
 
 
@@ -153,10 +155,11 @@ def _create_view(family: str):
         responses={
             201: CorrectionOut,
             200: CorrectionPreview,
+            404: ErrorBody,
             409: ErrorBody,
             422: ErrorBody,
         },
-    )(role_required(Role.OFFICER)(checked_in_view(422)(view)))
+    )(role_required(Role.OFFICER)(checked(status=422)(view)))
 
 
 for _family in FAMILIES:
@@ -170,7 +173,7 @@ for _family in FAMILIES:
     responses={200: CorrectionList, 422: ErrorBody},
 )
 @role_required(Role.AUDITOR)
-@checked_in_view(422)
+@checked(status=422)
 def corrections_list(query: CorrectionListQuery):
     """Newest first; filter by operation, actor, since/until (dates); page with `before`."""
     day = lambda value, shift=0: (  # noqa: E731

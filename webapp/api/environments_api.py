@@ -12,9 +12,10 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from webapp import environments as service
 from webapp.accounts.access import role_required
 from webapp.api.blueprint import api
-from webapp.api.common import bad_input, checked_in_view, document_only
+from webapp.api.common import bad_input, checked, document_only
 from webapp.api.schemas import STORABLE, ErrorBody
 from webapp.db import get_session
+from webapp.errors import api_error
 from webapp.models import Environment, Role
 
 FIELDS = ("name", "app_id", "region", "base_url", "main_production", "api_key", "account_property")
@@ -147,15 +148,17 @@ def environments_list():
     "/environments",
     operation_id="create_environment",
     summary="Register a Heap environment. Role: admin.",
-    responses={201: EnvironmentOut, 422: ErrorBody},
+    responses={201: EnvironmentOut, 409: ErrorBody, 422: ErrorBody},
 )
 @role_required(Role.ADMIN)
-@checked_in_view(422)
+@checked(status=422)
 def environments_create(body: EnvironmentBody):
     """Register an environment: name, app_id, region, base_url, main_production, api_key."""
     data = service.EnvironmentInput(**body.model_dump(exclude_none=True))
     try:
         env = service.create_environment(get_session(), actor=current_user.email, data=data)
+    except service.NameTaken as error:
+        return api_error(409, str(error), "conflict")
     except service.EnvironmentInputError as error:
         return bad_input(error)
     return public(env), 201

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from webapp.corrections.checks import EnvironmentConflict, EnvironmentNotFound
 from webapp.corrections.guard import (
     check_guard,
     deleting_batches,
@@ -59,19 +60,19 @@ def _client(env: Environment) -> HeapClient:
     try:
         return heap_client(env)
     except (HeapError, ValueError) as error:
-        raise CorrectionInputError(f"The environment cannot reach Heap: {error}") from None
+        raise EnvironmentConflict(f"The environment cannot reach Heap: {error}") from None
 
 
 def preview(session: Session, *, environment_id: int, family: str, data: dict[str, Any]) -> Preview:
     """Validate a correction and say exactly what would be sent, without sending or storing."""
     env = session.get(Environment, environment_id) if isinstance(environment_id, int) else None
     if env is None:
-        raise CorrectionInputError("Choose a Heap environment.")
+        raise EnvironmentNotFound("Choose a Heap environment.")
     if "app_id" in data:
         # Bodies copied from Heap's documentation carry an app_id: it must be this one's.
         data = dict(data)
         if str(data.pop("app_id")) != env.app_id:
-            raise CorrectionInputError(
+            raise EnvironmentConflict(
                 f"The body's app_id is not the app_id of environment “{env.name}” "
                 f"({env.app_id}); leave it out, the desk adds it."
             )
