@@ -159,3 +159,14 @@ def test_a_name_another_environment_has_is_a_conflict(client, api_token):
 
 def test_the_document_is_json_a_generator_reads(document):
     assert json.loads(json.dumps(document)) == document
+
+
+def test_ids_written_as_whole_floats_are_the_whole_numbers(client, officer, sandbox, make_env):
+    # JSON Schema's integer includes 12.0: a client or fuzzer may send an id so.
+    env_id = make_env(
+        "Main Production", base_url=sandbox.url, app_id=sandbox.app_id, api_key=sandbox.api_key
+    )
+    body = {"environment_id": float(env_id), "user_id": 12.0, "identity": "ann", "preview": True}
+    response = client.post("/api/v1/corrections/identify", json=body, headers=officer)
+    assert response.status_code == 200, response.json
+    assert response.json["calls"][0]["body"]["user_id"] == "12"  # as for 12

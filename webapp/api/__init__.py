@@ -21,6 +21,7 @@ from webapp.api import (  # noqa: F401 - importing a module registers its routes
 )
 from webapp.api.batch_models import lookup_parameter
 from webapp.api.blueprint import PREFIX, api
+from webapp.api.correction_models import BODIES
 
 __all__ = ["api"]
 
@@ -54,6 +55,11 @@ def _amend(doc: dict) -> dict:
     optional fields (absent is not null); and one parameter per field of the lookup's query,
     which cannot say "exactly one of identity and user_id"."""
     doc["paths"]["/health"]["get"]["security"] = []
+    # flask-openapi3's Schema model drops keywords it does not know (propertyNames among
+    # them): the correction bodies, which use them, are written as pydantic writes them.
+    for body in BODIES.values():
+        schema = body.model_json_schema()
+        doc["components"]["schemas"][schema["title"]] = schema
     lookup = doc["paths"]["/subjects/lookup"]["get"]
     lookup["parameters"] = [lookup_parameter()]
     return _one_schema_each(_tidy(doc))

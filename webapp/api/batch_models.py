@@ -26,7 +26,7 @@ from pydantic.json_schema import SkipJsonSchema
 from werkzeug.datastructures import FileStorage
 
 from webapp.api.common import QueryRefused, Refused, document_only
-from webapp.api.schemas import STORABLE, Id, whole_number
+from webapp.api.schemas import STORABLE, Id, blank_or, whole_number
 from webapp.erasure.batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH
 from webapp.heap.validation import MAX_IDENTITY_LENGTH, MAX_USER_ID
 from webapp.models import MAX_ID, BatchState
@@ -156,9 +156,12 @@ class UploadForm(BaseModel):
     environment_id: int = Field(
         ge=1, le=MAX_ID, description="The id of the Heap environment the list belongs to"
     )
-    received_on: date | SkipJsonSchema[None] = Field(
+    # Sent empty, it is absent (today): the document says so.
+    received_on: Annotated[
+        date | None, WithJsonSchema(blank_or({"type": "string", "format": "date"}))
+    ] = Field(
         None,
-        description="The date the requests arrived (YYYY-MM-DD, not in the future); each "
+        description="The date the requests arrived (YYYY-MM-DD, not after today: 409); each "
         "row's own received_on wins. Default: today",
     )
     file: Annotated[UploadedFile, WithJsonSchema({"type": "string", "pattern": CSV_TEXT})] = Field(
