@@ -1,9 +1,11 @@
-"""Fixtures shared by the batch, lookup and deadline tests: an environment, uploads, counts."""
+"""Fixtures shared by the batch, lookup and deadline tests: an environment, uploads, counts,
+and a quick stand-in for the scheduler."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,9 +14,25 @@ from sqlmodel import select
 from webapp import environments
 from webapp.db import session_scope
 from webapp.erasure import batches
+from webapp.erasure.polling import poll_due
+from webapp.erasure.submission import submit_due
 from webapp.models import AuditEntry, Batch, HeapRequest, Subject, SubjectState, utcnow
 
 __all__ = ["complete_batch", "env_id", "make_env", "table_counts", "upload"]
+
+
+class Scheduler(threading.Thread):
+    """What `desk scheduler` does, quickly: submit what is approved, poll what is open."""
+
+    def __init__(self, app, sandbox_clock) -> None:
+        super().__init__(daemon=True)
+        self.app, self.clock, self.done = app, sandbox_clock, threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            submit_due(self.app)
+            self.clock.advance(3600)  # the sandbox completes deletions as time passes
+            poll_due(self.app, now=utcnow() + timedelta(days=1))
 
 
 @pytest.fixture

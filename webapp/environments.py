@@ -26,6 +26,10 @@ class EnvironmentInputError(ValueError):
     """An environment change that cannot be made; the message is for the admin."""
 
 
+class NameTaken(EnvironmentInputError):
+    """Another environment has the name: a conflict with what is stored, not a bad name."""
+
+
 @dataclass
 class EnvironmentInput:
     """What an admin (form or API) submits for an environment."""
@@ -96,7 +100,7 @@ def _public(env: Environment) -> dict:
 def _check_unique_name(session: Session, name: str, own_id: int | None) -> None:
     clash = session.exec(select(Environment).where(Environment.name == name)).first()
     if clash is not None and clash.id != own_id:
-        raise EnvironmentInputError("Another environment already has this name.")
+        raise NameTaken("Another environment already has this name.")
 
 
 def _set_key(env: Environment, api_key: str) -> None:

@@ -61,22 +61,25 @@ def test_upload_answers_201_with_counts_and_problems(app, api, api_token, env_id
 
 
 @pytest.mark.parametrize(
-    ("fields", "text", "status", "message"),
+    ("fields", "text", "status", "code", "message"),
     [
-        ({"environment_id": "x"}, "user_id\n1\n", 400, "environment_id"),
-        ({"environment_id": "999"}, "user_id\n1\n", 400, "Choose the Heap environment"),
-        ({"received_on": "31/01/2025"}, "user_id\n1\n", 400, "YYYY-MM-DD"),
-        ({"received_on": "2999-01-01"}, "user_id\n1\n", 400, "cannot be in the future"),
-        ({}, "nothing,here\n1,2\n", 400, "must name the identifier column"),
-        ({}, b"\x00\x01binary", 400, "NUL bytes"),
+        ({"environment_id": "x"}, "user_id\n1\n", 400, "invalid", "environment_id"),
+        # No such environment: 404; a date after today: 409, the same list is taken later.
+        ({"environment_id": "999"}, "user_id\n1\n", 404, "not_found", "Choose the Heap"),
+        ({"received_on": "31/01/2025"}, "user_id\n1\n", 400, "invalid", "YYYY-MM-DD"),
+        ({"received_on": "2999-01-01"}, "user_id\n1\n", 409, "conflict", "in the future"),
+        ({}, "nothing,here\n1,2\n", 400, "invalid", "must name the identifier column"),
+        ({}, b"\x00\x01binary", 400, "invalid", "NUL bytes"),
     ],
 )
-def test_refused_uploads(app, api, api_token, env_id, table_counts, fields, text, status, message):
+def test_refused_uploads(
+    app, api, api_token, env_id, table_counts, fields, text, status, code, message
+):
     officer = api(api_token("officer"))
     before = table_counts()
     response = _upload(officer, env_id, text, **fields)
     assert response.status_code == status
-    assert response.json["error"]["code"] == "invalid"
+    assert response.json["error"]["code"] == code
     assert message in response.json["error"]["message"]
     assert table_counts() == before
 

@@ -106,7 +106,6 @@ def test_rules_answer_422_and_store_nothing(
     [
         ({"identity": "a", "properties": {"a": 1}}, "'environment_id' must be"),
         ({"environment_id": "1", "identity": "a", "properties": {"a": 1}}, "'environment_id'"),
-        ({"environment_id": 999, "identity": "a", "properties": {"a": 1}}, "Choose a Heap"),
         ({"environment_id": 1, "override_reason": 5}, "'override_reason' must be a string"),
     ],
 )
@@ -114,6 +113,13 @@ def test_options_are_checked(client, heap_env, officer, body, message):
     response = client.post("/api/v1/corrections/user-properties", json=body, headers=officer)
     assert response.status_code == 422
     assert message in response.json["error"]["message"]
+
+
+def test_an_environment_that_does_not_exist_is_404(client, heap_env, officer):
+    body = {"environment_id": 999, "identity": "a", "properties": {"a": 1}}
+    response = client.post("/api/v1/corrections/user-properties", json=body, headers=officer)
+    assert response.status_code == 404 and response.json["error"]["code"] == "not_found"
+    assert "Choose a Heap" in response.json["error"]["message"]
 
 
 def test_an_app_id_in_the_body_must_be_the_environments(client, sandbox, heap_env, officer):
@@ -127,14 +133,15 @@ def test_an_app_id_in_the_body_must_be_the_environments(client, sandbox, heap_en
     wrong = client.post(
         "/api/v1/corrections/user-properties", json={**body, "app_id": "42"}, headers=officer
     )
-    assert wrong.status_code == 422 and "leave it out" in wrong.json["error"]["message"]
+    # The environment's app_id decides, not the body's form: a conflict (409).
+    assert wrong.status_code == 409 and "leave it out" in wrong.json["error"]["message"]
 
 
 def test_link_account_without_property(app, client, sandbox, paced, officer):
     env_id = make_env(app, sandbox, name="Plain", account_property=None)
     body = {"environment_id": env_id, "identity": "ann", "account_id": "acme"}
     response = client.post("/api/v1/corrections/link-account", json=body, headers=officer)
-    assert response.status_code == 422
+    assert response.status_code == 409  # the environment's setting, not the body, is missing
     assert "no Account ID property configured" in response.json["error"]["message"]
 
 

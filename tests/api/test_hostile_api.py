@@ -100,7 +100,8 @@ OFFICER_POST = [
     ("env-bool", "/corrections/user-properties", {"json": _props(environment_id=True)}, ENV_ID),
     ("env-2^70", "/corrections/user-properties", {"json": _props(environment_id=2**70)}, ENV_ID),
     ("env-negative", "/corrections/user-properties", {"json": _props(environment_id=-1)}, ENV_ID),
-    ("env-float", "/corrections/user-properties", {"json": _props(environment_id=1.0)}, ENV_ID),
+    # 1.0 is the whole number 1 in JSON Schema (taken); 1.5 is no id.
+    ("env-float", "/corrections/user-properties", {"json": _props(environment_id=1.5)}, ENV_ID),
     (
         "confirm-as-text",
         "/corrections/user-properties",
@@ -147,7 +148,13 @@ OFFICER_POST = [
     (
         "user-id-float",
         "/corrections/identify",
-        {"json": {"environment_id": ENV, "user_id": 1e5, "identity": "ann@x.org"}},
+        {"json": {"environment_id": ENV, "user_id": 1e5 + 0.5, "identity": "ann@x.org"}},
+        "The user_id must be a whole number.",
+    ),
+    (
+        "events-user-id-float",
+        "/corrections/events",
+        {"json": {"environment_id": ENV, "event": "Visit", "user_id": 8807.5}},
         "The user_id must be a whole number.",
     ),
     (

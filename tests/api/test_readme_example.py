@@ -6,18 +6,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
 import zipfile
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from batch_fixtures import *  # noqa: F401,F403
+from batch_fixtures import Scheduler
 from evidence_fixtures import signing_key_env  # noqa: F401
-
-from webapp.erasure.polling import poll_due
-from webapp.erasure.submission import submit_due
-from webapp.models import utcnow
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 DESK_CLI = str(Path(sys.executable).parent / "desk")
@@ -29,20 +24,6 @@ def readme_example() -> str:
     found = re.search(r"<!-- api-example -->\n```sh\n(.*?)```", text, flags=re.S)
     assert found, "README.md lost its API example"
     return found.group(1)
-
-
-class Scheduler(threading.Thread):
-    """What `desk scheduler` does, quickly: submit what is approved, poll what is open."""
-
-    def __init__(self, app, sandbox_clock) -> None:
-        super().__init__(daemon=True)
-        self.app, self.clock, self.done = app, sandbox_clock, threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(0.2):
-            submit_due(self.app)
-            self.clock.advance(3600)  # the sandbox completes deletions as time passes
-            poll_due(self.app, now=utcnow() + timedelta(days=1))
 
 
 @pytest.mark.timeout(120)

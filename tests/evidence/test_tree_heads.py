@@ -164,7 +164,8 @@ def test_sth_and_proofs_over_the_api_verify_with_the_rfc_algorithms(trail, clien
         ("inclusion?seq=5&size=3", 404, "not in the tree"),
         ("inclusion?seq=1&size=99", 404, "no tree of size 99"),
         ("consistency?first=3", 400, "both needed"),
-        ("consistency?first=9&second=3", 400, "must not be larger"),
+        # No tree is a prefix of a smaller one: that proof does not exist (404).
+        ("consistency?first=9&second=3", 404, "must not be larger"),
         ("consistency?first=1&second=99", 404, "no tree of size 99"),
         ("sth?size=-1", 400, "whole number"),
         ("sth?size=99999999999999999999999", 400, "whole number"),

@@ -131,7 +131,7 @@ def test_the_told_on_date_may_not_be_after_the_day_of_recording(app, overdue, ap
         json={"months": 1, "reason": "Complex", "subject_informed_on": tomorrow},
         headers={"Authorization": f"Bearer {api_token('officer')}"},
     )
-    assert response.status_code == 400
+    assert response.status_code == 409  # refused today, by the desk's clock; not malformed
     assert "cannot be in the future" in response.json["error"]["message"]
     stored = _subject(app, subject_id)
     assert (stored.extension_months, stored.extension_recorded_on) == (0, None)

@@ -127,12 +127,6 @@ class ConsistencyQuery(BaseModel):
     def _both(cls, data: Any) -> Any:
         return both(data, "first", "second")
 
-    @model_validator(mode="after")
-    def _ordered(self) -> ConsistencyQuery:
-        if self.first > self.second:
-            raise ValueError("'first' must not be larger than 'second'.")
-        return self
-
 
 # --- answer models --------------------------------------------------------------------------
 
@@ -317,14 +311,17 @@ def audit_inclusion(query: InclusionQuery):
     "/audit/consistency",
     operation_id="get_consistency_proof",
     summary="The proof that the tree of `first` entries is a prefix of the tree of `second`",
-    description="`first` must not be larger than `second` (400); 404 when there is no tree of "
-    "size `second`. " + ROLE,
+    description="404 when there is no tree of size `second`, or `first` is larger than `second` "
+    "(no tree is a prefix of a smaller one: RFC 9162 defines no such proof). " + ROLE,
     responses={200: ConsistencyProof, 404: ErrorBody},
 )
 @role_required(Role.AUDITOR)
 @validate_request()
 def audit_consistency(query: ConsistencyQuery):
     """The proof that the tree of `first` entries is a prefix of the tree of `second`."""
+    if query.first > query.second:
+        # Both sizes are fine on their own; the proof asked for does not exist.
+        return api_error(404, "'first' must not be larger than 'second'.", "not_found")
     try:
         return jsonify(tree.consistency(get_session(), query.first, query.second))
     except tree.ProofError as error:

@@ -1,24 +1,17 @@
-"""The models of the batch and subject endpoints, and the decorator that validates with them.
+"""The models of the batch and subject endpoints (validated in the view by common.checked).
 
 Each request model is declared once: flask-openapi3 reads the view's annotations (`path`,
 `query`, `form`, `body`) to write /api/v1/openapi.json, and `checked()` validates the request
-with the same models inside the view, after role_required — so a request without a token is a
-401, and one with the wrong role a 403, before its input is looked at — and answers a refusal
-with the desk's plain message and the code these endpoints always used.
-
-The multipart upload is read here too: flask-openapi3 would json.loads() every text field of a
-form (reference "[]" became a list, "1e3" the number 1000.0), so the text fields reach the model
-as they were sent.
+with the same models inside the view, after role_required, answering a refusal with the
+desk's plain message and the code these endpoints always used.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
-from functools import wraps
-from typing import Annotated, Any, Literal, get_type_hints
+from typing import Annotated, Any, Literal
 
-from flask import abort, request
-from flask_openapi3 import FileStorage
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,113 +23,16 @@ from pydantic import (
     model_validator,
 )
 from pydantic.json_schema import SkipJsonSchema
+from werkzeug.datastructures import FileStorage
 
-from webapp.api.common import BadInput, json_body
-from webapp.api.schemas import STORABLE, Id, plain_message
+from webapp.api.common import QueryRefused, Refused, document_only
+from webapp.api.schemas import STORABLE, Id, blank_or, whole_number
 from webapp.erasure.batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH
-from webapp.errors import api_error
 from webapp.heap.validation import MAX_IDENTITY_LENGTH, MAX_USER_ID
 from webapp.models import MAX_ID, BatchState
 
 
-# ---------------------------------------------------------------- refusals and validation
-class Refused(ValueError):
-    """A value an endpoint refuses; `code` is the error code the answer carries."""
-
-    code = "invalid"
-
-
-class QueryRefused(Refused):
-    """A refused query argument: these endpoints always answered them as 'bad_request'."""
-
-    code = "bad_request"
-
-
-def _refusal(error: ValidationError, default_code: str) -> tuple[str, str]:
-    first = error.errors(include_url=False)[0]
-    cause = first.get("ctx", {}).get("error")
-    return plain_message(error), getattr(cause, "code", default_code)
-
-
-def _form_data(model: type[BaseModel]) -> dict:
-    """The multipart fields the model declares, as sent (files from request.files)."""
-    data: dict[str, Any] = {}
-    for name, field in model.model_fields.items():
-        key = field.alias or name
-        if key in request.files:
-            data[key] = request.files[key]
-        elif key in request.form:
-            data[key] = request.form[key]
-    return data
-
-
-def checked(*, optional_body: bool = False):
-    """Validate the view's annotated `path`, `query`, `form` and `body` models in the view.
-
-    Put it under role_required. A refused input is a 400 whose code is the refusal's
-    ('invalid' unless a validator says otherwise); a non-multipart request to a form
-    endpoint is a 415, and a path id out of range a 404 (as one past MAX_ID, which no route
-    matches). `optional_body`: an empty body counts as {}.
-    """
-
-    def decorator(view):
-        hints = get_type_hints(view)
-        models = {part: hints.get(part) for part in ("path", "query", "form", "body")}
-
-        @wraps(view)
-        def wrapped(**kwargs):
-            try:
-                if models["path"] is not None:
-                    names = models["path"].model_fields
-                    values = {name: kwargs.pop(name) for name in list(kwargs) if name in names}
-                    try:
-                        kwargs["path"] = models["path"].model_validate(values)
-                    except ValidationError:
-                        abort(404)  # id 0: no such thing, as for an id past the range
-                if models["query"] is not None:
-                    kwargs["query"] = models["query"].model_validate(request.args.to_dict())
-                if models["form"] is not None:
-                    if request.mimetype != "multipart/form-data":
-                        return api_error(
-                            415,
-                            "Send the upload as multipart/form-data: the CSV as 'file', with "
-                            "'environment_id' and optionally 'received_on' and 'reference'.",
-                            "unsupported_media_type",
-                        )
-                    kwargs["form"] = models["form"].model_validate(_form_data(models["form"]))
-                if models["body"] is not None:
-                    raw = {} if optional_body and not request.get_data() else json_body()
-                    kwargs["body"] = models["body"].model_validate(raw)
-            except BadInput as error:
-                return api_error(400, str(error), "invalid")
-            except ValidationError as error:
-                message, code = _refusal(error, "invalid")
-                return api_error(400, message, code)
-            return view(**kwargs)
-
-        # flask-openapi3: document the models, but leave their validation to `wrapped`.
-        wrapped.__delay_validate_request__ = True
-        return wrapped
-
-    return decorator
-
-
 # ---------------------------------------------------------------- field helpers
-def _whole(name: str, low: int, high: int = MAX_ID, error: type[Refused] = QueryRefused):
-    """A whole number written with digits only, in [low, high], refused in the desk's words."""
-
-    def check(value: Any) -> Any:
-        if isinstance(value, str):
-            text = value.strip()
-            digits = text.isascii() and text.isdigit() and len(text) <= len(str(high))
-            if not digits or not low <= int(text) <= high:
-                raise error(f"'{name}' must be a whole number from {low} to {high}.")
-            return int(text)
-        return value
-
-    return check
-
-
 def _text(name: str):
     def check(value: Any) -> Any:
         if value is not None and not isinstance(value, str):
@@ -144,6 +40,39 @@ def _text(name: str):
         return value
 
     return check
+
+
+def _at_most(value: Any, limit: int, message: str) -> Any:
+    """The services strip spaces before they count; counting the text as sent here keeps the
+    document's maxLength true (a longer value is refused, in the service's words)."""
+    if isinstance(value, str) and len(value) > limit:
+        raise Refused(message)
+    return value
+
+
+# What str.strip() removes (str.isspace()), spelled out: JSON Schema's "\s" is ECMA-262's,
+# which counts U+FEFF as space and U+001C..U+001F and U+0085 not.
+SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Text with something besides white space (the services strip it), and no NUL.
+FILLED = rf"^[^\x00]*[^\x00{SPACE}][^\x00]*$"
+REASON_SCHEMA = {"minLength": 1, "maxLength": MAX_REASON_LENGTH, "pattern": FILLED}
+
+
+class StrictBody(BaseModel):
+    """A JSON body whose fields are all declared: any other is refused by name, as the
+    environment and correction bodies refuse theirs (the document says so:
+    additionalProperties is false)."""
+
+    model_config = ConfigDict(json_schema_extra=document_only({"additionalProperties": False}))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(str(key) for key in data if key not in cls.model_fields)
+            if unknown:
+                raise Refused(f"Unknown field(s): {', '.join(unknown)}.")
+        return data
 
 
 # ---------------------------------------------------------------- paths
@@ -180,33 +109,66 @@ class BatchListQuery(BaseModel):
     @field_validator("environment_id", mode="before")
     @classmethod
     def _environment(cls, value: Any) -> Any:
-        return _whole("environment_id", 0)(value) if value != "" else None
+        return whole_number("environment_id", 0, error=QueryRefused)(value) if value != "" else None
 
     @field_validator("page", mode="before")
     @classmethod
     def _page(cls, value: Any) -> Any:
-        return _whole("page", 1)(value) if value != "" else 1
+        return whole_number("page", 1, error=QueryRefused)(value) if value != "" else 1
 
     @field_validator("per_page", mode="before")
     @classmethod
     def _per_page(cls, value: Any) -> Any:
-        return _whole("per_page", 1)(value) if value != "" else 25
+        return whole_number("per_page", 1, error=QueryRefused)(value) if value != "" else 25
+
+
+@dataclass
+class UploadedFile:
+    """The uploaded list, sent as a file part or as a text part of the form."""
+
+    filename: str | None
+    data: bytes
+
+
+# What every CSV matching it is, so a generated client or a fuzzer sends one the desk takes: a
+# header naming the identifier column, then at least one subject. (The desk reads more: other
+# and several columns, any header case, quoted values; the description says so.)
+LINE_BREAK = r"(\r\n|\r|\n)"
+LINE = r'([^\x00\r\n\ufffd"][^\x00\r\n\ufffd]*)?'
+CSV_TEXT = (
+    rf"^\ufeff?(email|identity|user_id)({LINE_BREAK}{LINE})*"
+    rf"{LINE_BREAK}[!#-~][^\x00\r\n\ufffd]*({LINE_BREAK}{LINE})*$"
+)
+NOT_UTF8 = (
+    "The file is not UTF-8 text (some of its bytes cannot be read). "
+    "Save it as “CSV UTF-8” and upload that."
+)
 
 
 class UploadForm(BaseModel):
     """multipart/form-data: the CSV and what the batch is for."""
 
+    model_config = ConfigDict(
+        json_schema_extra=document_only({"additionalProperties": False}),
+        openapi_extra={"encoding": {"file": {"contentType": "text/csv"}}},
+    )
+
     environment_id: int = Field(
         ge=1, le=MAX_ID, description="The id of the Heap environment the list belongs to"
     )
-    received_on: date | SkipJsonSchema[None] = Field(
+    # Sent empty, it is absent (today): the document says so.
+    received_on: Annotated[
+        date | None, WithJsonSchema(blank_or({"type": "string", "format": "date"}))
+    ] = Field(
         None,
-        description="The date the requests arrived (YYYY-MM-DD, not in the future); each "
+        description="The date the requests arrived (YYYY-MM-DD, not after today: 409); each "
         "row's own received_on wins. Default: today",
     )
-    file: FileStorage = Field(
-        description="The list: a UTF-8 CSV (comma, semicolon or tab; BOM and CRLF accepted) "
-        "with a user_id and/or identity (or email) column, optional received_on and reference"
+    file: Annotated[UploadedFile, WithJsonSchema({"type": "string", "pattern": CSV_TEXT})] = Field(
+        description="The list: UTF-8 CSV text (comma, semicolon or tab; BOM and CRLF "
+        "accepted) whose first line names a user_id and/or identity (or email) column, "
+        "optionally received_on and reference; at most 10,000 subjects. Sent as a file part "
+        "(curl -F file=@list.csv) or as a text part."
     )
     reference: str | SkipJsonSchema[None] = Field(
         None,
@@ -218,7 +180,7 @@ class UploadForm(BaseModel):
     @classmethod
     def _environment(cls, value: Any) -> Any:
         try:
-            return _whole("environment_id", 1, error=Refused)(value)
+            return whole_number("environment_id", 1, error=Refused)(value)
         except Refused:
             raise Refused("Send 'environment_id', the id of the Heap environment.") from None
 
@@ -232,6 +194,24 @@ class UploadForm(BaseModel):
             return date.fromisoformat(text)
         except ValueError:
             raise Refused("'received_on' must be a date in the form YYYY-MM-DD.") from None
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _file(cls, value: Any) -> Any:
+        if isinstance(value, FileStorage):
+            return UploadedFile(value.filename, value.read())  # bounded by MAX_CONTENT_LENGTH
+        if isinstance(value, str):
+            # A text part reaches the desk decoded, unreadable bytes replaced by U+FFFD.
+            if "\ufffd" in value:
+                raise Refused(NOT_UTF8)
+            return UploadedFile(None, value.encode("utf-8"))
+        raise Refused("Send the CSV as the multipart field 'file'.")
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _reference(cls, value: Any) -> Any:
+        message = f"The reference must be at most {MAX_REFERENCE_LENGTH} characters."
+        return _at_most(value, MAX_REFERENCE_LENGTH, message)
 
     @model_validator(mode="wrap")
     @classmethod
@@ -248,7 +228,7 @@ class UploadForm(BaseModel):
             raise
 
 
-class ApproveBody(BaseModel):
+class ApproveBody(StrictBody):
     """Optional: the hashes you checked; a mismatch refuses the approval (409)."""
 
     model_config = ConfigDict(
@@ -273,29 +253,43 @@ class ApproveBody(BaseModel):
         return _text(info.field_name)(value)
 
 
-# Text with something besides white space (the services strip it), and no NUL.
-FILLED = r"^[^\x00]*[^\x00\s][^\x00]*$"
-REASON_SCHEMA = {"minLength": 1, "maxLength": MAX_REASON_LENGTH, "pattern": FILLED}
+def _reason(message: str):
+    """A reason as sent: a string of at most MAX_REASON_LENGTH characters (`message` else)."""
+
+    def check(value: Any) -> Any:
+        return _at_most(_text("reason")(value), MAX_REASON_LENGTH, message)
+
+    return check
 
 
-class RejectBody(BaseModel):
+class RejectBody(StrictBody):
     reason: str = Field(
         json_schema_extra=REASON_SCHEMA, description="Why (shown to the uploader, audited)"
     )
 
     @field_validator("reason", mode="before")
     @classmethod
-    def _string(cls, value: Any) -> Any:
-        return _text("reason")(value)
+    def _reason(cls, value: Any) -> Any:
+        return _reason(f"Give the reason for rejecting (1 to {MAX_REASON_LENGTH} characters).")(
+            value
+        )
 
 
-class CancelBody(RejectBody):
+class CancelBody(StrictBody):
     reason: str = Field(
         json_schema_extra=REASON_SCHEMA, description="Why it is withdrawn (stored, audited)"
     )
 
+    @field_validator("reason", mode="before")
+    @classmethod
+    def _reason(cls, value: Any) -> Any:
+        return _reason(
+            f"Give the reason for cancelling (1 to {MAX_REASON_LENGTH} characters); "
+            "nothing changed."
+        )(value)
 
-class ExtendBody(BaseModel):
+
+class ExtendBody(StrictBody):
     """Art. 12(3): up to two more months, with the reason and the date the subject was told."""
 
     months: Literal[1, 2] = Field(description="1 or 2 (at most 2 in total)")
@@ -304,7 +298,8 @@ class ExtendBody(BaseModel):
         description="Why more time is needed",
     )
     subject_informed_on: date = Field(
-        description="When the subject was told (within the first month)"
+        description="When the subject was told: on or after the day the request arrived, "
+        "within its first month, and not after today (409 otherwise)"
     )
 
     @field_validator("months", mode="before")
@@ -319,7 +314,9 @@ class ExtendBody(BaseModel):
     def _reason(cls, value: Any) -> Any:
         if not isinstance(value, str):
             raise Refused("'reason' must be a string.")
-        return value
+        return _at_most(
+            value, MAX_REASON_LENGTH, f"The reason must be at most {MAX_REASON_LENGTH} characters."
+        )
 
     @field_validator("subject_informed_on", mode="before")
     @classmethod
@@ -336,6 +333,12 @@ def _lookup_value(kind: str, value: Any) -> Any:
 
     if value is None:
         return None
+    if kind == "identity" and isinstance(value, str) and len(value) > MAX_IDENTITY_LENGTH:
+        # The lookup strips spaces first; counted as sent, the document's maxLength holds.
+        raise Refused(
+            f"That identity cannot be looked up: identity is longer than {MAX_IDENTITY_LENGTH} "
+            "characters."
+        )
     try:
         lookup.fingerprint_for(kind, value)
     except lookup.LookupRefused as error:
@@ -373,12 +376,39 @@ class LookupQuery(BaseModel):
     @field_validator("environment_id", mode="before")
     @classmethod
     def _environment(cls, value: Any) -> Any:
-        return _whole("environment_id", 0)(value) if value != "" else None
+        return whole_number("environment_id", 0, error=QueryRefused)(value) if value != "" else None
 
     @field_validator("identity", "user_id", mode="before")
     @classmethod
     def _identifier(cls, value: Any, info: ValidationInfo) -> Any:
         return _lookup_value(info.field_name, value)
+
+
+def lookup_parameter() -> dict:
+    """The lookup's query as the document states it: one object, its properties sent as query
+    arguments (style form, explode), holding exactly one of identity and user_id (oneOf),
+    which separate parameters cannot say. flask-openapi3 writes each field as a parameter of
+    its own; api.document() puts this one in their place."""
+    properties = LookupQuery.model_json_schema()["properties"]
+    for prop in properties.values():
+        prop.pop("default", None)
+    return {
+        "name": "subject",
+        "in": "query",
+        "required": True,
+        "style": "form",
+        "explode": True,
+        "description": "Exactly one of `identity` and `user_id`, optionally `environment_id`, "
+        "each sent as a query argument of its own: ?identity=ann@example.org",
+        "schema": {
+            "type": "object",
+            "properties": properties,
+            "additionalProperties": False,
+            # Inside allOf, so a client generator still sees one object of three properties
+            # (openapi-python-client makes a model of it, not an untyped union).
+            "allOf": [{"oneOf": [{"required": ["identity"]}, {"required": ["user_id"]}]}],
+        },
+    }
 
 
 # ---------------------------------------------------------------- answers
@@ -433,6 +463,23 @@ class BatchList(BaseModel):
     total: int
 
 
+# The evidence downloads' operation ids (evidence_api.py), the targets of the upload's links.
+REPORT_CSV_OPERATION = "get_batch_report"
+CERTIFICATE_PDF_OPERATION = "get_batch_certificate"
+EVIDENCE_ZIP_OPERATION = "get_batch_evidence"
+
+
+def _link(operation_id: str, description: str) -> dict:
+    return {
+        "operationId": operation_id,
+        "parameters": {"batch_id": "$response.body#/id"},
+        "description": description,
+    }
+
+
+RETRY_LINK = _link("retry_batch", "Send it again now, once it failed or waits for a retry")
+
+
 class People(BaseModel):
     uploaded_by: str | None
     approved_by: str | None
@@ -471,6 +518,8 @@ class HeapRequestView(BaseModel):
 class BatchDetail(BatchSummary):
     """A batch with its people, progress, deadlines and Heap requests."""
 
+    model_config = ConfigDict(openapi_extra={"links": {"RetryBatch": RETRY_LINK}})
+
     people: People
     rejection_reason: str | None
     approved_manifest_sha256: str | None
@@ -493,20 +542,6 @@ class RowWarning(BaseModel):
     warning: str
 
 
-# The evidence downloads' operation ids (evidence_api.py), the targets of the upload's links.
-REPORT_CSV_OPERATION = "get_batch_report"
-CERTIFICATE_PDF_OPERATION = "get_batch_certificate"
-EVIDENCE_ZIP_OPERATION = "get_batch_evidence"
-
-
-def _link(operation_id: str, description: str) -> dict:
-    return {
-        "operationId": operation_id,
-        "parameters": {"batch_id": "$response.body#/id"},
-        "description": description,
-    }
-
-
 class BatchCreated(BatchSummary):
     """The new batch, awaiting approval, with what the desk found in the file."""
 
@@ -520,6 +555,7 @@ class BatchCreated(BatchSummary):
                 "BatchReport": _link(REPORT_CSV_OPERATION, "Its rows as CSV"),
                 "BatchCertificate": _link(CERTIFICATE_PDF_OPERATION, "Its deletion certificate"),
                 "BatchEvidence": _link(EVIDENCE_ZIP_OPERATION, "Its evidence pack"),
+                "RetryBatch": RETRY_LINK,
             }
         }
     )

@@ -17,9 +17,9 @@ from webapp.api.batch_models import (
     CancelBody,
     RejectBody,
     UploadForm,
-    checked,
 )
 from webapp.api.blueprint import api
+from webapp.api.common import checked
 from webapp.api.schemas import ErrorBody
 from webapp.db import get_session
 from webapp.erasure import batches as service
@@ -36,14 +36,15 @@ STEP_ERRORS = {404: ErrorBody, 409: ErrorBody}
 @api.post(
     "/batches",
     operation_id="upload_batch",
-    responses={201: BatchCreated, 413: ErrorBody, 415: ErrorBody},
+    responses={201: BatchCreated, 404: ErrorBody, 409: ErrorBody, 413: ErrorBody, 415: ErrorBody},
     description=(
         "Role: officer or admin. multipart/form-data: `file` (the CSV), `environment_id`, "
         "optionally `received_on` and `reference`. Every row is classified (valid, malformed, "
         "duplicate in the file, already requested); the batch then awaits a second officer's "
         "approval. 400: the upload is refused as a whole (bad field, unreadable or empty "
-        "file, too many rows, unknown environment); nothing is stored. 413: larger than the "
-        "upload limit."
+        "file, too many rows); 404: no such environment; 409: the environment is not Main "
+        "Production, or `received_on` is after today; nothing is stored. 413: larger than "
+        "the upload limit."
     ),
 )
 @role_required(Role.OFFICER)
@@ -59,7 +60,7 @@ def batches_create(form: UploadForm):
             received_on=form.received_on,
             reference=form.reference,
             filename=form.file.filename,
-            data=form.file.read(),  # bounded by MAX_CONTENT_LENGTH
+            data=form.file.data,
         )
     except service.BatchError as error:
         return fail(error)

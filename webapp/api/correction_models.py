@@ -22,15 +22,10 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from webapp.api import heap_fields as fields
 from webapp.api.batch_models import REASON_SCHEMA, RejectBody
 from webapp.api.common import document_only
 from webapp.api.schemas import STORABLE, Id, blank_or, whole
-from webapp.heap.validation import (
-    MAX_EVENT_LENGTH,
-    MAX_IDENTITY_LENGTH,
-    MAX_PROPERTY_LENGTH,
-    MAX_USER_ID,
-)
 from webapp.models import MAX_ID, CallState, CorrectionOperation, CorrectionState
 
 ENV_ID = "'environment_id' must be the environment's numeric id."
@@ -40,6 +35,8 @@ MAX_REASON = 2000  # webapp.corrections.service.MAX_REASON
 
 # ----- the options of every correction body ------------------------------------------------
 def _environment_id(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # 3.0 is the whole number 3 in JSON (and JSON Schema)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise ValueError(ENV_ID)
     return value
@@ -48,6 +45,9 @@ def _environment_id(value: Any) -> Any:
 def _reason(value: Any) -> Any:
     if value is not None and not isinstance(value, str):
         raise ValueError("'override_reason' must be a string.")
+    if isinstance(value, str) and len(value) > MAX_REASON:
+        # The service strips spaces first; counted as sent, the documented maxLength holds.
+        raise ValueError(f"The override reason is over {MAX_REASON} characters.")
     return value
 
 
@@ -73,46 +73,6 @@ def heap(schema: dict, description: str):
 
 
 TEXT = {"type": "string", "pattern": STORABLE}
-IDENTITY = TEXT | {"minLength": 1, "maxLength": MAX_IDENTITY_LENGTH}
-USER_ID = {
-    "anyOf": [
-        {"type": "integer", "minimum": 0, "maximum": MAX_USER_ID},
-        {"type": "string", "pattern": "^[0-9]+$"},
-    ]
-}
-PROPERTIES = {
-    "type": "object",
-    "maxProperties": 1000,
-    "propertyNames": {"maxLength": MAX_PROPERTY_LENGTH},
-    "additionalProperties": {
-        "anyOf": [
-            TEXT | {"maxLength": MAX_PROPERTY_LENGTH},
-            {"type": "number", "minimum": -MAX_USER_ID, "maximum": MAX_USER_ID},
-        ]
-    },
-}
-TIMESTAMP = {"type": "string", "format": "date-time"}
-ACCOUNT_ID = TEXT | {"minLength": 1, "maxLength": MAX_PROPERTY_LENGTH}
-EVENT_NAME = TEXT | {"minLength": 1, "maxLength": MAX_EVENT_LENGTH}
-EVENT = {
-    "type": "object",
-    "properties": {
-        "event": EVENT_NAME,
-        "identity": IDENTITY,
-        "user_id": USER_ID,
-        "properties": PROPERTIES,
-        "timestamp": TIMESTAMP,
-        "session_id": TEXT,
-        "idempotency_key": TEXT,
-    },
-    "required": ["event"],
-    "additionalProperties": False,
-    "description": "Exactly one of identity or user_id",
-}
-
-
-def _bulk(item: dict, what: str) -> dict:
-    return {"type": "array", "minItems": 1, "items": item, "description": what}
 
 
 class CorrectionOptions(BaseModel):
@@ -122,17 +82,20 @@ class CorrectionOptions(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     environment_id: EnvironmentId
-    override_reason: (
-        Annotated[
-            str,
-            BeforeValidator(_reason),
-            Field(
-                description="Why to send past the re-ingestion guard (a subject deleted before)",
-                json_schema_extra={"maxLength": MAX_REASON, "pattern": STORABLE},
-            ),
-        ]
-        | SkipJsonSchema[None]
-    ) = None
+    # null and blank mean "no reason", as leaving it out does.
+    override_reason: Annotated[
+        str | None,
+        BeforeValidator(_reason),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "maxLength": MAX_REASON, "pattern": STORABLE},
+                    {"type": "null"},
+                ]
+            }
+        ),
+        Field(description="Why to send past the re-ingestion guard (a subject deleted before)"),
+    ] = None
     confirm_warnings: Flag = Field(False, description="Send despite identify warnings")
     preview: Flag = Field(False, description="Only validate and show the calls (200)")
     app_id: heap(TEXT, "Optional: the environment's own app id (any other is refused)")
@@ -142,11 +105,39 @@ class CorrectionOptions(BaseModel):
     def _environment_given(cls, data: Any) -> Any:
         if isinstance(data, dict) and "environment_id" not in data:
             raise ValueError(ENV_ID)
+        return _whole_ids(data)
+
+
+# Ids the document declares as integers, which JSON Schema (and JSON) count the same whether
+# written 12 or 12.0; the corrections domain, strict for every caller, takes only the first.
+WHOLE_IDS = ("user_id", "account_id")
+
+
+def _whole_ids(data: Any) -> Any:
+    """`data` with the ids written as whole floats (12.0) as ints, in bulk items too."""
+
+    def whole(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        return {
+            key: int(value)
+            if key in WHOLE_IDS and isinstance(value, float) and value.is_integer()
+            else value
+            for key, value in item.items()
+        }
+
+    if not isinstance(data, dict):
         return data
+    data = whole(data)
+    for key in ("events", "accounts"):
+        if isinstance(data.get(key), list):
+            data[key] = [whole(item) for item in data[key]]
+    return data
 
 
-def _schema(*required: str) -> Any:
-    return document_only({"additionalProperties": False, "required": ["environment_id", *required]})
+def _schema(*required: str, rules: tuple[dict, ...] = ()) -> Any:
+    extra = {"additionalProperties": False, "required": ["environment_id", *required]}
+    return document_only(extra | ({"allOf": list(rules)} if rules else {}))
 
 
 class IdentifyBody(CorrectionOptions):
@@ -155,27 +146,35 @@ class IdentifyBody(CorrectionOptions):
     model_config = ConfigDict(
         title="IdentifyCorrection", json_schema_extra=_schema("user_id", "identity")
     )
-    user_id: heap(USER_ID, "The anonymous user's numeric id (0 to 2^53-1)")
-    identity: heap(IDENTITY, "The identity (e.g. an e-mail); not a placeholder like 'null'")
-    timestamp: heap(TIMESTAMP, "When, ISO 8601 with a zone")
+    user_id: heap(fields.USER_ID, "The anonymous user's numeric id (0 to 2^53-1)")
+    identity: heap(
+        fields.UNIQUE_IDENTITY, "The identity (e.g. an e-mail); not a placeholder like 'null'"
+    )
+    timestamp: heap(fields.optional(fields.TIMESTAMP), "When, ISO 8601 with a zone")
+
+
+def _bulk_item(name: str, schema: dict) -> dict:
+    return {
+        "type": "object",
+        "properties": {name: schema, "properties": fields.properties(1)},
+        "required": [name, "properties"],
+        "additionalProperties": False,
+    }
 
 
 class UserPropertiesBody(CorrectionOptions):
     """Single: identity + properties. Bulk: users (any size; sent 1,000 per request)."""
 
-    model_config = ConfigDict(title="UserPropertiesCorrection", json_schema_extra=_schema())
-    identity: heap(IDENTITY, "Single: the user's identity")
-    properties: heap(PROPERTIES, "Single: the properties to set (text or numbers)")
-    users: heap(
-        _bulk(
-            {
-                "type": "object",
-                "properties": {"identity": IDENTITY, "properties": PROPERTIES},
-                "required": ["identity", "properties"],
-                "additionalProperties": False,
-            },
-            "Bulk: one object per user",
+    model_config = ConfigDict(
+        title="UserPropertiesCorrection",
+        json_schema_extra=_schema(
+            rules=(fields.single_or_bulk(["identity", "properties"], "users"),)
         ),
+    )
+    identity: heap(fields.IDENTITY, "Single: the user's identity")
+    properties: heap(fields.properties(1), "Single: the properties to set (text or numbers)")
+    users: heap(
+        fields.bulk(_bulk_item("identity", fields.IDENTITY), "Bulk: one object per user"),
         "Bulk: users and their properties",
     )
 
@@ -183,19 +182,16 @@ class UserPropertiesBody(CorrectionOptions):
 class AccountPropertiesBody(CorrectionOptions):
     """Single: account_id + properties. Bulk: accounts (any size)."""
 
-    model_config = ConfigDict(title="AccountPropertiesCorrection", json_schema_extra=_schema())
-    account_id: heap(ACCOUNT_ID, "Single: the account's id")
-    properties: heap(PROPERTIES, "Single: the properties to set (text or numbers)")
-    accounts: heap(
-        _bulk(
-            {
-                "type": "object",
-                "properties": {"account_id": ACCOUNT_ID, "properties": PROPERTIES},
-                "required": ["account_id", "properties"],
-                "additionalProperties": False,
-            },
-            "Bulk: one object per account",
+    model_config = ConfigDict(
+        title="AccountPropertiesCorrection",
+        json_schema_extra=_schema(
+            rules=(fields.single_or_bulk(["account_id", "properties"], "accounts"),)
         ),
+    )
+    account_id: heap(fields.ACCOUNT_ID, "Single: the account's id")
+    properties: heap(fields.properties(1), "Single: the properties to set (text or numbers)")
+    accounts: heap(
+        fields.bulk(_bulk_item("account_id", fields.ACCOUNT_ID), "Bulk: one object per account"),
         "Bulk: accounts and their properties",
     )
 
@@ -206,24 +202,45 @@ class LinkAccountBody(CorrectionOptions):
     model_config = ConfigDict(
         title="LinkAccountCorrection", json_schema_extra=_schema("identity", "account_id")
     )
-    identity: heap(IDENTITY, "The user's identity")
-    account_id: heap(ACCOUNT_ID, "The account to link the user to")
+    identity: heap(fields.IDENTITY, "The user's identity")
+    account_id: heap(fields.ACCOUNT_ID, "The account to link the user to")
+
+
+EVENT_FIELDS = ("identity", "user_id", "properties", "timestamp", "session_id", "idempotency_key")
 
 
 class EventsBody(CorrectionOptions):
     """Single: event + exactly one of identity or user_id (and optional user_properties).
     Bulk: events (any size; sent 1,000 per request)."""
 
-    model_config = ConfigDict(title="EventsCorrection", json_schema_extra=_schema())
-    event: heap(EVENT_NAME, "Single: the event's name")
-    identity: heap(IDENTITY, "Single: the user's identity (or user_id)")
-    user_id: heap(USER_ID, "Single: the user's numeric id (or identity)")
-    properties: heap(PROPERTIES, "Single: the event's properties")
-    timestamp: heap(TIMESTAMP, "Single: when, ISO 8601 with a zone")
-    session_id: heap(TEXT, "Single: Heap's session id")
-    idempotency_key: heap(TEXT, "Single: Heap's idempotency key (the desk sets one if absent)")
-    user_properties: heap(PROPERTIES, "Single, with identity: user properties to set as well")
-    events: heap(_bulk(EVENT, "Bulk: one object per event"), "Bulk: the events")
+    model_config = ConfigDict(
+        title="EventsCorrection",
+        json_schema_extra=_schema(
+            rules=(
+                fields.single_or_bulk(
+                    ["event"],
+                    "events",
+                    others=(*EVENT_FIELDS, "user_properties"),
+                    rules=(fields.ONE_SUBJECT, fields.PROPERTIES_NEED_IDENTITY),
+                ),
+            )
+        ),
+    )
+    event: heap(fields.EVENT_NAME, "Single: the event's name")
+    identity: heap(fields.optional(fields.IDENTITY), "Single: the user's identity (or user_id)")
+    user_id: heap(fields.optional(fields.USER_ID), "Single: the user's numeric id (or identity)")
+    properties: heap(fields.optional(fields.properties()), "Single: the event's properties")
+    timestamp: heap(fields.optional(fields.TIMESTAMP), "Single: when, ISO 8601 with a zone")
+    session_id: heap(fields.optional(fields.SHORT_TEXT), "Single: Heap's session id")
+    idempotency_key: heap(
+        fields.optional(fields.SHORT_TEXT),
+        "Single: Heap's idempotency key (the desk sets one if absent)",
+    )
+    user_properties: heap(
+        fields.optional(fields.properties()),
+        "Single, with identity: user properties to set as well",
+    )
+    events: heap(fields.bulk(fields.EVENT, "Bulk: one object per event"), "Bulk: the events")
 
 
 BODIES: dict[str, type[CorrectionOptions]] = {
@@ -350,7 +367,23 @@ class CorrectionSummary(BaseModel):
 class CorrectionOut(CorrectionSummary):
     """One correction with its Heap requests."""
 
-    model_config = ConfigDict(title="Correction")
+    model_config = ConfigDict(
+        title="Correction",
+        openapi_extra={
+            "links": {
+                "GetCorrection": {
+                    "operationId": "get_correction",
+                    "parameters": {"correction_id": "$response.body#/id"},
+                    "description": "The correction, with the calls it made",
+                },
+                "RetryCorrection": {
+                    "operationId": "retry_correction",
+                    "parameters": {"correction_id": "$response.body#/id"},
+                    "description": "Send again the calls Heap has not accepted",
+                },
+            }
+        },
+    )
     calls: list[CallOut]
     subject_fingerprints: list[str]
 

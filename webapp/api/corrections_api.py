@@ -9,9 +9,8 @@ from flask_login import current_user
 from flask_openapi3 import validate_request
 
 from webapp.accounts.access import role_required
-from webapp.api.batch_models import checked
 from webapp.api.blueprint import api
-from webapp.api.common import checked_in_view
+from webapp.api.common import checked
 from webapp.api.correction_models import (
     BODIES,
     OPTIONS,
@@ -30,8 +29,10 @@ from webapp.db import get_session
 from webapp.errors import api_error
 from webapp.models import Correction, CorrectionCall, CorrectionState, Role
 
-# Refusals an officer can answer (override, confirm) are conflicts, not malformed input.
-CONFLICTS = {"reingestion_guard", "confirmation_required", "not_retryable"}
+# Refusals an officer can answer (override, confirm), and those that the environment's setup
+# decides (its app_id, Account ID property, key), are conflicts, not malformed input; an
+# environment that does not exist is not found.
+CONFLICTS = {"reingestion_guard", "confirmation_required", "not_retryable", "conflict"}
 # An operation the environment's tool policy switches off is not the caller's to send (403).
 FORBIDDEN = {"operation_disabled"}
 # POST /corrections/<family>: the family's operation id and summary (the role is added).
@@ -54,7 +55,10 @@ FAMILIES = {
 
 
 def _refusal(error: CorrectionInputError):
-    status = 409 if error.code in CONFLICTS else 403 if error.code in FORBIDDEN else 422
+    if error.code == "not_found":
+        status = 404
+    else:
+        status = 409 if error.code in CONFLICTS else 403 if error.code in FORBIDDEN else 422
     return api_error(status, str(error), error.code)
 
 
@@ -169,10 +173,11 @@ def _create_view(family: str):
             201: CorrectionOut,
             202: CorrectionOut,
             200: CorrectionPreview,
+            404: ErrorBody,
             409: ErrorBody,
             422: ErrorBody,
         },
-    )(role_required(Role.OFFICER)(checked_in_view(422)(view)))
+    )(role_required(Role.OFFICER)(checked(status=422)(view)))
 
 
 for _family in FAMILIES:
@@ -186,7 +191,7 @@ for _family in FAMILIES:
     responses={200: CorrectionList, 422: ErrorBody},
 )
 @role_required(Role.AUDITOR)
-@checked_in_view(422)
+@checked(status=422)
 def corrections_list(query: CorrectionListQuery):
     """Newest first; filter by operation, state, actor, since/until (dates); page with `before`."""
     day = lambda value, shift=0: (  # noqa: E731

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -13,21 +14,36 @@ from pydantic import (
     ConfigDict,
     Field,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
 from webapp import environments as service
 from webapp import tool_policy
 from webapp.accounts.access import role_required
-from webapp.api.batch_models import checked
 from webapp.api.blueprint import api
-from webapp.api.common import bad_input, checked_in_view, document_only
+from webapp.api.common import bad_input, checked, document_only
+from webapp.api.heap_fields import BLANK, STORABLE_FILLED
 from webapp.api.schemas import STORABLE, ErrorBody, Id
 from webapp.db import get_session
 from webapp.errors import api_error
+from webapp.heap.hosts import HEAP_HOSTNAMES
 from webapp.models import Environment, Role
 
 FIELDS = ("name", "app_id", "region", "base_url", "main_production", "api_key", "account_property")
+
+
+NAME = "The name must be 1 to 100 characters."
+APP_ID = "The app_id must be the environment's numeric id in Heap."
+# A base URL as the desk takes one without an operator's allowlist (heap.hosts.check_base_url):
+# https to one of Heap's own hosts, an optional port and path; no user, query or fragment.
+# Spaces around and trailing slashes are dropped; blank means the region's own address.
+_HEAP_HOSTS = "|".join(re.escape(host) for host in sorted(HEAP_HOSTNAMES))
+BASE_URL = (
+    f"^[{BLANK}]*https://({_HEAP_HOSTS})(:[0-9]{{1,4}})?"
+    f"(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*[{BLANK}]*$"
+)
+NO_URL = f"^[{BLANK}/]*$"
 
 
 class Region(StrEnum):
@@ -35,14 +51,18 @@ class Region(StrEnum):
     eu = "eu"
 
 
-def _text(name: str, description: str, **schema: Any):
+def _text(name: str, description: str, *, refused: str | None = None, **schema: Any):
     """A string field; another JSON type is refused as "'name' must be a string.". Lengths,
     patterns and enums are stated in the document and checked by webapp.environments, whose
-    messages the admin sees (e.g. "The name must be 1 to 100 characters.")."""
+    messages the admin sees (e.g. "The name must be 1 to 100 characters."); the service
+    strips spaces before it counts, so a text longer than maxLength as sent is refused here,
+    with the service's message (`refused`), and the document's maxLength holds."""
 
     def check(value: Any) -> Any:
         if value is not None and not isinstance(value, str):
             raise ValueError(f"'{name}' must be a string.")
+        if refused and isinstance(value, str) and len(value) > schema["maxLength"]:
+            raise ValueError(refused)
         return value
 
     return Annotated[
@@ -57,7 +77,15 @@ def _text(name: str, description: str, **schema: Any):
 
 
 def _body_schema(schema: dict) -> None:
-    document_only({"additionalProperties": False})(schema)
+    # Main Production needs its deletion API key (the service's check, stated).
+    key_rule = {
+        "anyOf": [
+            {"not": {"required": ["main_production"]}},
+            {"properties": {"main_production": {"not": {"const": True}}}},
+            {"required": ["api_key"], "properties": {"api_key": {"pattern": STORABLE_FILLED}}},
+        ]
+    }
+    document_only({"additionalProperties": False, "allOf": [key_rule]})(schema)
     required = set(schema.get("required", ()))
     properties = schema.get("properties", {})
     for key, prop in properties.items():
@@ -80,11 +108,29 @@ class EnvironmentBody(BaseModel):
         json_schema_extra=_body_schema,
     )
 
-    name: _text("name", "Shown on every page", minLength=1, maxLength=100)
-    app_id: _text("app_id", "Heap's numeric app id", pattern="^[0-9]+$", maxLength=20)
+    name: _text(
+        "name",
+        "Shown on every page",
+        refused=NAME,
+        minLength=1,
+        maxLength=100,
+        pattern=STORABLE_FILLED,
+    )
+    app_id: _text(
+        "app_id",
+        "Heap's numeric app id",
+        refused=APP_ID,
+        pattern=f"^[{BLANK}]*[0-9]+[{BLANK}]*$",
+        maxLength=20,
+    )
     region: _text("region", "Heap's region (default us)", enum=[r.value for r in Region]) = None
     base_url: _text(
-        "base_url", "Override of the region's API address (allow-listed)", maxLength=500
+        "base_url",
+        "Override of the region's API address: https to one of Heap's hosts, or a host "
+        "DESK_HEAP_URL_ALLOWLIST lists (such as the sandbox); no query",
+        refused=f"The base URL must be at most {service.MAX_BASE_URL_LENGTH} characters.",
+        maxLength=service.MAX_BASE_URL_LENGTH,
+        anyOf=[{"pattern": BASE_URL}, {"pattern": NO_URL}],
     ) = None
     main_production: Annotated[
         bool, BeforeValidator(_flag), Field(description="The production environment")
@@ -93,8 +139,19 @@ class EnvironmentBody(BaseModel):
     account_property: _text(
         "account_property",
         "The user property holding the Account ID (e.g. account_id)",
-        maxLength=255,
+        refused="The account property must be at most "
+        f"{service.MAX_ACCOUNT_PROPERTY_LENGTH} characters.",
+        maxLength=service.MAX_ACCOUNT_PROPERTY_LENGTH,
+        **{"not": {"pattern": f"^[{BLANK}]*[iI][dD][{BLANK}]*$"}},  # Heap forbids `id`
     ) = None
+
+    @field_validator("app_id", mode="before")
+    @classmethod
+    def _digits(cls, value: Any) -> Any:
+        # str.isdigit() (the service's test) also takes "²" and "٣": Heap's ids are ASCII.
+        if isinstance(value, str) and value.strip() and not value.strip().isascii():
+            raise ValueError(APP_ID)
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -157,15 +214,17 @@ def environments_list():
     "/environments",
     operation_id="create_environment",
     summary="Register a Heap environment. Role: admin.",
-    responses={201: EnvironmentOut, 422: ErrorBody},
+    responses={201: EnvironmentOut, 409: ErrorBody, 422: ErrorBody},
 )
 @role_required(Role.ADMIN)
-@checked_in_view(422)
+@checked(status=422)
 def environments_create(body: EnvironmentBody):
     """Register an environment: name, app_id, region, base_url, main_production, api_key."""
     data = service.EnvironmentInput(**body.model_dump(exclude_none=True))
     try:
         env = service.create_environment(get_session(), actor=current_user.email, data=data)
+    except service.NameTaken as error:
+        return api_error(409, str(error), "conflict")
     except service.EnvironmentInputError as error:
         return bad_input(error)
     return public(env), 201

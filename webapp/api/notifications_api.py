@@ -8,8 +8,8 @@ from flask_login import current_user
 from pydantic import BaseModel, ConfigDict, Field
 
 from webapp.accounts.access import role_required
-from webapp.api.batch_models import checked
 from webapp.api.blueprint import api
+from webapp.api.common import checked
 from webapp.api.schemas import ErrorBody, Id
 from webapp.db import get_session
 from webapp.errors import api_error

@@ -36,22 +36,29 @@ class ErrorBody(BaseModel):
 COMMON_ERRORS: dict[int, type[BaseModel]] = {400: ErrorBody, 401: ErrorBody, 403: ErrorBody}
 
 
-def whole(name: str, low: int = 1, high: int = MAX_ID):
-    """An int field in [low, high]: written with digits only (pydantic's lax mode would take
-    "1.0"), and out of range or badly written refused with the desk's message."""
+def whole_number(name: str, low: int = 1, high: int = MAX_ID, error: type[ValueError] = ValueError):
+    """The desk's one check of a whole number sent as text: digits only (pydantic's lax mode
+    would take "1.0"; spaces around are dropped), in [low, high], else `error` with the desk's
+    message. Values that are not text are left to the field's type."""
     message = f"'{name}' must be a whole number from {low} to {high}."
 
     def check(value: Any) -> Any:
         if isinstance(value, str):
-            digits = value.isascii() and value.isdigit() and len(value) <= len(str(high))
-            if not digits or not low <= int(value) <= high:
-                raise ValueError(message)
-            return int(value)
+            text = value.strip()
+            digits = text.isascii() and text.isdigit() and len(text) <= len(str(high))
+            if not digits or not low <= int(text) <= high:
+                raise error(message)
+            return int(text)
         return value
 
+    return check
+
+
+def whole(name: str, low: int = 1, high: int = MAX_ID):
+    """An int field in [low, high], checked by whole_number."""
     # The Field before the validator: after it, pydantic writes "ge"/"le" into the schema
     # instead of "minimum"/"maximum", and the bounds are lost from the document.
-    return Annotated[int, Field(ge=low, le=high), BeforeValidator(check)]
+    return Annotated[int, Field(ge=low, le=high), BeforeValidator(whole_number(name, low, high))]
 
 
 def blank_or(schema: dict) -> dict:

@@ -12,9 +12,9 @@ from webapp.api.batch_models import (
     LookupResult,
     SubjectPath,
     SubjectView,
-    checked,
 )
 from webapp.api.blueprint import api
+from webapp.api.common import checked
 from webapp.api.evidence_api import unavailable
 from webapp.api.schemas import ErrorBody
 from webapp.db import get_session
@@ -157,11 +157,12 @@ def subjects_receipt(path: SubjectPath):
 @api.post(
     "/subjects/<int:subject_id>/extend",
     operation_id="extend_subject_deadline",
-    responses={200: SubjectView, 404: ErrorBody},
+    responses={200: SubjectView, 404: ErrorBody, 409: ErrorBody},
     description=(
         "Role: officer or admin. `months` 1 or 2, the `reason`, and `subject_informed_on`, "
-        "the date the subject was told (within the first month). 400: refused (e.g. told "
-        "after the first month, or more than 2 months in total); nothing changed."
+        "the date the subject was told (within the first month). 409: refused because of the "
+        "subject's row or today's date (not open, told before the request arrived, after "
+        "the first month or after today, more than 2 months in total); nothing changed."
     ),
 )
 @role_required(Role.OFFICER)
@@ -179,7 +180,6 @@ def subjects_extend(path: SubjectPath, body: ExtendBody):
             subject_informed_on=body.subject_informed_on,
         )
     except deadlines.DeadlineError as error:
-        return api_error(
-            error.status, str(error), "not_found" if error.status == 404 else "invalid"
-        )
+        codes = {404: "not_found", 409: "conflict"}
+        return api_error(error.status, str(error), codes.get(error.status, "invalid"))
     return jsonify(hit_json(lookup.subject_record(session, path.subject_id)))

@@ -32,6 +32,19 @@ class CorrectionInputError(ValueError):
         super().__init__(" ".join(self.problems))
 
 
+class EnvironmentNotFound(CorrectionInputError):
+    """The environment named does not exist."""
+
+    code = "not_found"
+
+
+class EnvironmentConflict(CorrectionInputError):
+    """Refused because of how the environment is set up (its app_id, its Account ID
+    property, its key or address), not because of the correction's form."""
+
+    code = "conflict"
+
+
 @dataclass(frozen=True)
 class Named:
     """A person a correction names (row is 1-based in bulk lists, None for single forms)."""

@@ -17,6 +17,7 @@ from webapp.corrections.bulk import CHUNK_SIZE, chunks
 from webapp.corrections.checks import (
     Checker,
     CorrectionInputError,
+    EnvironmentConflict,
     Named,
     Notice,
     Plan,
@@ -90,7 +91,7 @@ def _link_account(
     client: HeapClient, data: Mapping[str, Any], *, account_property: str | None, **_: Any
 ) -> Plan:
     if not account_property:
-        raise CorrectionInputError(
+        raise EnvironmentConflict(
             "This environment has no Account ID property configured, so users cannot be "
             "linked to accounts. An admin sets it on the environment (e.g. “account_id”), "
             "matching the user property chosen as Account ID in Heap."

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 
 from webapp import tool_policy
 from webapp.accounts.users import find_user
+from webapp.corrections.checks import EnvironmentConflict, EnvironmentNotFound
 from webapp.corrections.guard import (
     check_guard,
     deleting_batches,
@@ -75,14 +76,14 @@ def client_for(env: Environment) -> HeapClient:
     try:
         return heap_client(env)
     except (HeapError, ValueError) as error:
-        raise CorrectionInputError(f"The environment cannot reach Heap: {error}") from None
+        raise EnvironmentConflict(f"The environment cannot reach Heap: {error}") from None
 
 
 def preview(session: Session, *, environment_id: int, family: str, data: dict[str, Any]) -> Preview:
     """Validate a correction and say exactly what would be sent, without sending or storing."""
     env = session.get(Environment, environment_id) if isinstance(environment_id, int) else None
     if env is None:
-        raise CorrectionInputError("Choose a Heap environment.")
+        raise EnvironmentNotFound("Choose a Heap environment.")
     policy = tool_policy.policy_of(session, env)
     operation = tool_policy.FAMILY_OPERATION.get(family)
     if operation is not None and not policy.allows(operation):
@@ -91,7 +92,7 @@ def preview(session: Session, *, environment_id: int, family: str, data: dict[st
         # Bodies copied from Heap's documentation carry an app_id: it must be this one's.
         data = dict(data)
         if str(data.pop("app_id")) != env.app_id:
-            raise CorrectionInputError(
+            raise EnvironmentConflict(
                 f"The body's app_id is not the app_id of environment “{env.name}” "
                 f"({env.app_id}); leave it out, the desk adds it."
             )

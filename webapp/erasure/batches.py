@@ -45,6 +45,11 @@ class WrongState(BatchError):
     status, code = 409, "conflict"
 
 
+class NotMainProduction(WrongState):
+    """An upload for an environment Heap's deletion API does not take: the environment's
+    setting, not the file, stands in the way."""
+
+
 class SelfApproval(WrongState):
     code = "self_approval"
 
@@ -91,10 +96,10 @@ def get_batch(session: Session, batch_id: int) -> Batch:
 def _environment(session: Session, environment_id: int | None) -> Environment:
     env = session.get(Environment, environment_id) if environment_id else None
     if env is None:
-        raise BatchError("Choose the Heap environment the list belongs to.")
+        raise BatchNotFound("Choose the Heap environment the list belongs to.")
     if not env.main_production:
         # Heap's deletion API only accepts Main Production's credentials (heap-api.md).
-        raise BatchError(
+        raise NotMainProduction(
             f"“{env.name}” is not the Main Production environment: Heap's deletion API only "
             "accepts Main Production's app_id and API key, and one deletion covers every "
             "environment of the account. Upload the list for Main Production."
@@ -135,6 +140,8 @@ def _read(
         if data is not None:
             return intake.read_csv(data, **options)
         raise intake.UploadRefused("Choose a CSV file or paste a list.")
+    except intake.NotYetReceived as error:
+        raise WrongState(str(error)) from None  # the same list is taken once that day comes
     except intake.UploadRefused as error:
         raise BatchError(str(error)) from None
 

@@ -26,6 +26,13 @@ class DeadlineError(ValueError):
     status = 400
 
 
+class ExtensionConflict(DeadlineError):
+    """Refused because of what is stored about the subject (its row, state, received date,
+    earlier extension) or of today's date, not because of the request's form."""
+
+    status = 409
+
+
 class SubjectNotFound(DeadlineError):
     """No subject has this id."""
 
@@ -86,13 +93,15 @@ def _check_extension(
 ):
     """Refuse an extension Art. 12(3) does not allow, in plain words."""
     if subject.classification != RowClass.VALID:
-        raise DeadlineError("Only valid subjects have a deadline; this row was never sent.")
+        raise ExtensionConflict("Only valid subjects have a deadline; this row was never sent.")
     if subject.state == SubjectState.COMPLETE:
-        raise DeadlineError("Heap has already completed this deletion: there is nothing to extend.")
+        raise ExtensionConflict(
+            "Heap has already completed this deletion: there is nothing to extend."
+        )
     if months not in (1, 2):
         raise DeadlineError("An extension is 1 or 2 months.")
     if subject.extension_months + months > MAX_EXTENSION_MONTHS:
-        raise DeadlineError(
+        raise ExtensionConflict(
             f"The deadline is already extended by {subject.extension_months} month(s); "
             f"Art. 12(3) allows at most {MAX_EXTENSION_MONTHS} months in total."
         )
@@ -104,17 +113,17 @@ def _check_extension(
         raise DeadlineError("Give the date the person was told about the extension.")
     first_due = due_on(subject.received_on)
     if informed > today:
-        raise DeadlineError(
+        raise ExtensionConflict(
             "The date the person was told cannot be in the future: it must be on or before "
             "today, the day the extension is recorded."
         )
     if informed < subject.received_on:
-        raise DeadlineError(
+        raise ExtensionConflict(
             f"The person cannot have been told before the request arrived "
             f"({subject.received_on.isoformat()})."
         )
     if informed > first_due:
-        raise DeadlineError(
+        raise ExtensionConflict(
             f"The person must be told within the first month, by {first_due.isoformat()}; "
             f"{informed.isoformat()} is too late to extend."
         )

@@ -45,6 +45,10 @@ class UploadRefused(ValueError):
     """The whole upload is unusable; the message says why in plain words. Nothing is stored."""
 
 
+class NotYetReceived(UploadRefused):
+    """The batch's received date is after today (by the desk's clock)."""
+
+
 @dataclass
 class Upload:
     """A read upload: every row classified, the raw bytes' SHA-256, what was recognised."""
@@ -180,7 +184,7 @@ def read_csv(
 ) -> Upload:
     """Read a CSV upload (header required) and classify every row within the file."""
     if received_on > today:
-        raise UploadRefused("The batch's received date cannot be in the future.")
+        raise NotYetReceived("The batch's received date cannot be in the future.")
     text = _decode(data, max_bytes)
     header_line = next(line for line in io.StringIO(text) if line.strip())
     delimiter = _delimiter(text, header_line)
