@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -96,20 +97,62 @@ def _batches_query():
     )
 
 
+@dataclass(frozen=True)
+class BatchFilters:
+    """What the batch list is narrowed to (each one optional, all of them combined)."""
+
+    state: str | None = None
+    environment_id: int | None = None
+    reference: str | None = None  # contains, any letter case
+    filename: str | None = None  # contains, any letter case
+    uploaded_by: int | None = None
+    uploaded_from: date | None = None  # UTC days, both inclusive
+    uploaded_to: date | None = None
+
+
+def _contains(column, text: str):
+    """`column` contains `text`, any letter case; LIKE's own wildcards in it are plain text."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+def _filtered(query, filters: BatchFilters):
+    # References and file names are matched by a scan of the batches (LIKE '%…%' uses no
+    # index); a batch is one row per upload, so even 100,000 of them stay fast (README,
+    # Benchmarks). Dates use created_at, which ix_batches_state_created also covers.
+    if filters.state:
+        query = query.where(Batch.state == filters.state)
+    if filters.environment_id:
+        query = query.where(Batch.environment_id == filters.environment_id)
+    if filters.reference:
+        query = query.where(_contains(Batch.reference, filters.reference))
+    if filters.filename:
+        query = query.where(_contains(Batch.filename, filters.filename))
+    if filters.uploaded_by:
+        query = query.where(Batch.uploaded_by == filters.uploaded_by)
+    if filters.uploaded_from:
+        query = query.where(Batch.created_at >= _midnight(filters.uploaded_from))
+    if filters.uploaded_to:
+        query = query.where(Batch.created_at < _midnight(filters.uploaded_to + timedelta(days=1)))
+    return query
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
 def list_batches(
     session: Session,
     *,
     state: str | None = None,
     environment_id: int | None = None,
+    filters: BatchFilters | None = None,
     page: int = 1,
     per_page: int = BATCHES_PER_PAGE,
 ) -> Page:
-    """Batches newest first, optionally of one state and environment."""
-    query = _batches_query()
-    if state:
-        query = query.where(Batch.state == state)
-    if environment_id:
-        query = query.where(Batch.environment_id == environment_id)
+    """Batches newest first, optionally of one state and environment, or by `filters`."""
+    filters = filters or BatchFilters(state=state, environment_id=environment_id)
+    query = _filtered(_batches_query(), filters)
     result = _page(
         session, query.order_by(Batch.created_at.desc(), Batch.id.desc()), page, per_page
     )
@@ -117,6 +160,14 @@ def list_batches(
         BatchRow(batch=b, environment=env, uploader=email) for b, env, email in result.items
     ]
     return result
+
+
+def uploaders(session: Session) -> list[tuple[int, str]]:
+    """(id, e-mail) of every account that uploaded a batch, by e-mail."""
+    uploaded = select(Batch.uploaded_by).distinct()
+    return list(
+        session.exec(select(User.id, User.email).where(User.id.in_(uploaded)).order_by(User.email))
+    )
 
 
 @dataclass
