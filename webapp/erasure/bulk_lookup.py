@@ -14,16 +14,17 @@ import hashlib
 import io
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from flask import current_app
 from sqlmodel import Session, select
 
-from webapp.crypto import subject_fingerprint
 from webapp.erasure import intake
 from webapp.erasure.deadlines import WITHDRAWN_BATCH_STATES
 from webapp.erasure.lookup import record_search
+from webapp.erasure.rows import fingerprinter
 from webapp.erasure.subjects import fingerprint_among
 from webapp.forms import hidden_character
 from webapp.heap.errors import HeapValidationError
@@ -82,7 +83,7 @@ class Entry:
         return self.identity or self.user_id
 
 
-def _checked(line: int, user_id: str, identity: str) -> Entry:
+def _checked(line: int, user_id: str, identity: str, fingerprint: Callable) -> Entry:
     """Validate a line as an upload would, and fingerprint it."""
     entry = Entry(line, user_id, identity)
     if user_id and identity:
@@ -98,8 +99,13 @@ def _checked(line: int, user_id: str, identity: str) -> Entry:
     except HeapValidationError as error:
         entry.problem = error.reason
         return entry
-    entry.fingerprint = subject_fingerprint(entry.kind, value)
+    entry.fingerprint = fingerprint(entry.kind, value)
     return entry
+
+
+def _fingerprinter() -> Callable[[str, str], str]:
+    # crypto.subject_fingerprint, keyed once for the list (as uploads do: rows.fingerprinter).
+    return fingerprinter(current_app.config["DESK_FINGERPRINT_KEY"])
 
 
 def _check_count(count: int) -> None:
@@ -119,7 +125,8 @@ def read_file(data: bytes, *, max_bytes: int) -> list[Entry]:
     if not cells:
         raise BulkLookupRefused("The file has a header line but no people to look up.")
     _check_count(len(cells))
-    return [_checked(n, user_id, identity) for n, (user_id, identity) in enumerate(cells, 1)]
+    fp = _fingerprinter()
+    return [_checked(n, user_id, identity, fp) for n, (user_id, identity) in enumerate(cells, 1)]
 
 
 def read_pasted(text: str, kind: str) -> list[Entry]:
@@ -134,9 +141,10 @@ def read_pasted(text: str, kind: str) -> list[Entry]:
     if kind not in KINDS:
         raise BulkLookupRefused("Say whether the list holds identities or user_ids.")
     _check_count(len(lines))
+    fp = _fingerprinter()
     if kind == "user_id":
-        return [_checked(n, line, "") for n, line in enumerate(lines, 1)]
-    return [_checked(n, "", line) for n, line in enumerate(lines, 1)]
+        return [_checked(n, line, "", fp) for n, line in enumerate(lines, 1)]
+    return [_checked(n, "", line, fp) for n, line in enumerate(lines, 1)]
 
 
 def as_text(entries: list[Entry]) -> str:
