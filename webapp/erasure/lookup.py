@@ -107,9 +107,11 @@ def _audit_lookup(
 
 
 def record_search(session: Session, **entry) -> None:
-    """Audit a search: in the caller's transaction when it may write (a POSTed page: one
-    commit), else in a short write transaction of its own (the API's and MCP's GET-like reads,
-    whose session must not take SQLite's write lock; a second writer there would wait on it).
+    """Audit a search, committed before the answer is shown.
+
+    A POSTed page's session already holds SQLite's write lock (BEGIN IMMEDIATE): the entry goes
+    in its transaction, as a second write session would wait on that lock until it timed out.
+    The API's and MCP's reads hold a read session: the entry gets a short transaction of its own.
     """
     if session.get_bind().get_execution_options().get(WRITE_OPTION):
         audit.record(session, **entry)
