@@ -18,6 +18,7 @@ import re
 import pytest
 import sqlalchemy as sa
 from batch_fixtures import *  # noqa: F401,F403
+from conftest import AuthActions
 from markupsafe import escape
 from sqlmodel import select
 
@@ -345,11 +346,17 @@ def test_hostile_values_are_escaped_in_every_page_that_shows_them(app, client, c
         body = client.get(f"/subjects/{subject.id}").get_data(as_text=True)
         assert str(escape(value)) in body
         assert "<script>alert(1)" not in body and "<img src=x" not in body
+    auth = AuthActions(client)  # lookups are POSTed (issue 15)
     query = {"kind": "identity", "value": "<script>alert(1)</script>", "environment_id": ""}
-    found = client.get("/lookup", query_string=query)
+    found = auth.post("/lookup", query)
     assert found.status_code == 200
     assert "<script>alert(1)" not in found.get_data(as_text=True)
     assert f"#{batch_id}" in found.get_data(as_text=True)
+    listed = auth.post("/lookup/bulk", {"kind": "identity", "pasted": "\n".join(HOSTILE_VALUES)})
+    assert listed.status_code == 200
+    body = listed.get_data(as_text=True)
+    assert "<script>alert(1)" not in body and "<img src=x" not in body
+    assert f"#{batch_id}" in body and "&lt;script&gt;alert(1)&lt;/script&gt;" in body
 
 
 def test_formulas_are_neutralised_in_the_problems_and_report_csv(client, channels, complete_batch):

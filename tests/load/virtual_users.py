@@ -193,12 +193,17 @@ class VirtualUser:
         self.request("batch detail", "GET", f"/batches/{batch_id}")
 
     def lookup(self) -> None:
-        params = {
+        """The lookup form, then the lookup itself: POSTed, so the identity is in no URL."""
+        token = self.form_token("lookup", "/lookup")
+        if token is None:
+            return
+        data = {
             "environment_id": str(self.plan.environment_id),
             "kind": "identity",
             "value": self.rng.choice(self.plan.lookups),
+            "csrf_token": token,
         }
-        self.request("lookup", "GET", "/lookup", params=params)
+        self.request("lookup", "POST", "/lookup", data=data)
 
     def report(self) -> None:
         batch_id = self.rng.choice(self.plan.complete_ids)

@@ -336,10 +336,10 @@ def test_hostile_environment_forms_store_nothing(auth, login_as, stored, fields,
     ],
     ids=["empty", "256", "10k", "2^53", "negative", "nul", "huge-environment", "bad-kind"],
 )
-def test_hostile_lookups_are_form_errors_and_not_audited(client, login_as, stored, query, message):
+def test_hostile_lookups_are_form_errors_and_not_audited(auth, login_as, stored, query, message):
     login_as("auditor")
     before = stored()
-    response = client.get("/lookup", query_string=query)
+    response = auth.post("/lookup", query)
     assert response.status_code == 400
     assert message in _text(response)
     _no_markup(response.get_data(as_text=True))

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date
 
-from webapp.erasure.rows import Layout, Row, RowReader
+from webapp.erasure.rows import ABSENT, Layout, Row, RowReader
 from webapp.models import RowClass
 
 MAX_ROWS = 10_000
@@ -221,6 +221,37 @@ def read_csv(
         columns=[key for key in COLUMNS if key in positions],
         ignored_columns=ignored,
     )
+
+
+def read_identifier_cells(data: bytes, *, max_bytes: int) -> list[tuple[str, str]]:
+    """(user_id, identity) cells of each non-blank row of a CSV, as an upload reads them.
+
+    For lookups: the same decoding, delimiter and header rules as an upload (other columns,
+    received_on and reference included, are not read); the cells are stripped, not checked.
+    """
+    text = _decode(data, max_bytes)
+    header_line = next(line for line in io.StringIO(text) if line.strip())
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=_delimiter(text, header_line), strict=True
+    )
+    cells: list[tuple[str, str]] = []
+    try:
+        positions, _ = _columns(next(row for row in reader if "".join(row).strip()))
+        user_id, identity = positions.get("user_id", ABSENT), positions.get("identity", ABSENT)
+        for row in reader:
+            if "".join(row).strip():
+                count = len(row)
+                cells.append(
+                    (
+                        row[user_id].strip() if user_id < count else "",
+                        row[identity].strip() if identity < count else "",
+                    )
+                )
+    except csv.Error as error:
+        raise UploadRefused(
+            f"The file is not valid CSV near line {reader.line_num}: {_csv_problem(error)}."
+        ) from None
+    return cells
 
 
 def read_paste(

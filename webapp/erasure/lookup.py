@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, select
 
 from webapp.crypto import subject_fingerprint
-from webapp.db import session_scope
+from webapp.db import WRITE_OPTION, session_scope
 from webapp.erasure.queries import deletion_ids_by_request
 from webapp.heap.errors import HeapValidationError
 from webapp.heap.validation import normalise_user_id, validate_identity
@@ -84,27 +84,42 @@ def lookup(
         query = query.where(Subject.environment_id == environment_id)
     hits = _hits(session, query)
     if actor:
-        _audit_lookup(actor, kind, fingerprint, environment_id, len(hits))
+        _audit_lookup(session, actor, kind, fingerprint, environment_id, len(hits))
     return hits
 
 
-def _audit_lookup(actor: str, kind: str, fingerprint: str, environment_id, found: int) -> None:
-    # Its own short write transaction: the caller's is a read (lookups are GET requests).
-    with session_scope(write=True) as session:
-        audit.record(
-            session,
-            actor=actor,
-            action="subject.looked_up",
-            target_type="subject_fingerprint",
-            target_id=fingerprint[:16],
-            details={
-                "kind": kind,
-                "fp": fingerprint,
-                "environment_id": environment_id,
-                "found": found,
-            },
-        )
+def _audit_lookup(
+    session: Session, actor: str, kind: str, fingerprint: str, environment_id, found: int
+) -> None:
+    record_search(
+        session,
+        actor=actor,
+        action="subject.looked_up",
+        target_type="subject_fingerprint",
+        target_id=fingerprint[:16],
+        details={
+            "kind": kind,
+            "fp": fingerprint,
+            "environment_id": environment_id,
+            "found": found,
+        },
+    )
+
+
+def record_search(session: Session, **entry) -> None:
+    """Audit a search, committed before the answer is shown.
+
+    A POSTed page's session already holds SQLite's write lock (BEGIN IMMEDIATE): the entry goes
+    in its transaction, as a second write session would wait on that lock until it timed out.
+    The API's and MCP's reads hold a read session: the entry gets a short transaction of its own.
+    """
+    if session.get_bind().get_execution_options().get(WRITE_OPTION):
+        audit.record(session, **entry)
         session.commit()
+        return
+    with session_scope(write=True) as own:
+        audit.record(own, **entry)
+        own.commit()
 
 
 def subject_record(session: Session, subject_id: int) -> Hit | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import Session, select
@@ -63,8 +64,12 @@ class Page:
         return self.page < self.pages
 
 
-def _page(session: Session, query, page: int, per_page: int) -> Page:
-    total = session.exec(select(sa.func.count()).select_from(query.order_by(None).subquery())).one()
+def _page(session: Session, query, page: int, per_page: int, *, count=None) -> Page:
+    """One page of `query`; `count` (a SELECT count(*)) when a cheaper one than counting the
+    whole query exists."""
+    if count is None:
+        count = select(sa.func.count()).select_from(query.order_by(None).subquery())
+    total = session.exec(count).one()
     page = min(max(1, page), max(1, math.ceil(total / per_page)))
     items = session.exec(query.limit(per_page).offset((page - 1) * per_page)).all()
     return Page(items=list(items), page=page, per_page=per_page, total=total)
@@ -96,27 +101,90 @@ def _batches_query():
     )
 
 
+@dataclass(frozen=True)
+class BatchFilters:
+    """What the batch list is narrowed to (each one optional, all of them combined)."""
+
+    state: str | None = None
+    environment_id: int | None = None
+    reference: str | None = None  # contains, any letter case
+    filename: str | None = None  # contains, any letter case
+    uploaded_by: int | None = None
+    uploaded_from: date | None = None  # UTC days, both inclusive
+    uploaded_to: date | None = None
+
+
+def _contains(column, text: str, *, sqlite: bool):
+    """`column` contains `text`, any letter case; LIKE's own wildcards in it are plain text.
+
+    SQLite's LIKE already ignores ASCII letter case (and its lower() knows no other), so it
+    gets LIKE: twice as fast over 100,000 batches as SQLAlchemy's ilike (lower() on both sides).
+    """
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    if sqlite:
+        return column.like(pattern, escape="\\")
+    return column.ilike(pattern, escape="\\")
+
+
+def _filtered(query, filters: BatchFilters, *, sqlite: bool):
+    # References and file names are matched by a scan of the batches (LIKE '%…%' uses no
+    # index); a batch is one row per upload, and 100,000 of them are still listed within the
+    # pages' budget (README, Benchmarks), so no index or migration is added for it.
+    if filters.state:
+        query = query.where(Batch.state == filters.state)
+    if filters.environment_id:
+        query = query.where(Batch.environment_id == filters.environment_id)
+    if filters.reference:
+        query = query.where(_contains(Batch.reference, filters.reference, sqlite=sqlite))
+    if filters.filename:
+        query = query.where(_contains(Batch.filename, filters.filename, sqlite=sqlite))
+    if filters.uploaded_by:
+        query = query.where(Batch.uploaded_by == filters.uploaded_by)
+    if filters.uploaded_from:
+        query = query.where(Batch.created_at >= _midnight(filters.uploaded_from))
+    if filters.uploaded_to:
+        query = query.where(Batch.created_at < _midnight(filters.uploaded_to + timedelta(days=1)))
+    return query
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
 def list_batches(
     session: Session,
     *,
     state: str | None = None,
     environment_id: int | None = None,
+    filters: BatchFilters | None = None,
     page: int = 1,
     per_page: int = BATCHES_PER_PAGE,
 ) -> Page:
-    """Batches newest first, optionally of one state and environment."""
-    query = _batches_query()
-    if state:
-        query = query.where(Batch.state == state)
-    if environment_id:
-        query = query.where(Batch.environment_id == environment_id)
-    result = _page(
-        session, query.order_by(Batch.created_at.desc(), Batch.id.desc()), page, per_page
-    )
+    """Batches newest first, optionally of one state and environment, or by `filters`."""
+    filters = filters or BatchFilters(state=state, environment_id=environment_id)
+    sqlite = session.get_bind().dialect.name == "sqlite"
+    query = _filtered(_batches_query(), filters, sqlite=sqlite)
+    # Newest first by id, which grows with every upload (created_at is set in the same
+    # insert): the primary key walks backwards and stops at a page, where ordering by
+    # created_at sorted every batch first (0.8 s at 100,000 batches). Counted on batches alone:
+    # the joins never drop a row (foreign keys).
+    count = _filtered(select(sa.func.count()).select_from(Batch), filters, sqlite=sqlite)
+    result = _page(session, query.order_by(Batch.id.desc()), page, per_page, count=count)
     result.items = [
         BatchRow(batch=b, environment=env, uploader=email) for b, env, email in result.items
     ]
     return result
+
+
+def uploaders(session: Session) -> list[tuple[int, str]]:
+    """(id, e-mail) of every account that uploaded a batch, by e-mail."""
+    # One pass over the batches (25 ms at 100,000); EXISTS per account would pass over all of
+    # them once for every account that never uploaded (auditors, admins).
+    uploaded = select(Batch.uploaded_by).distinct()
+    return list(
+        session.exec(select(User.id, User.email).where(User.id.in_(uploaded)).order_by(User.email))
+    )
 
 
 @dataclass

@@ -7,6 +7,7 @@ budget), so they talk to the driver more directly than the rest of the desk does
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from datetime import date
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from webapp.models import Batch, RowClass, Subject, SubjectState
 VALID = RowClass.VALID.value
 
 
-def _among(session: Session, fingerprints: set[str]):
+def fingerprint_among(session: Session, fingerprints: Iterable[str]):
     """`Subject.fingerprint` is one of `fingerprints`, given as a single bound parameter.
 
     An IN list of 10,000 bind parameters costs more to build than the query takes: SQLite
@@ -48,7 +49,7 @@ def already_requested(session: Session, environment_id: int, fingerprints: set[s
         .join(Batch, Batch.id == Subject.batch_id)
         .where(
             Subject.environment_id == environment_id,
-            _among(session, fingerprints),
+            fingerprint_among(session, fingerprints),
             Subject.classification == RowClass.VALID.value,
             Batch.state.not_in([s.value for s in deadlines.WITHDRAWN_BATCH_STATES]),
         )

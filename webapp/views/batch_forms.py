@@ -16,6 +16,8 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional, ValidationError
 
 from webapp.erasure.batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH, state_label
+from webapp.erasure.bulk_lookup import MAX_PEOPLE
+from webapp.erasure.queries import BatchFilters
 from webapp.forms import IsoDateField
 from webapp.models import BatchState
 
@@ -117,17 +119,54 @@ class ExtendForm(FlaskForm):
     submit = SubmitField("Extend the deadline")
 
 
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 class BatchFilterForm(FlaskForm):
+    """The batch list's filters: none of them is personal data, so a GET form (bookmarkable)."""
+
     class Meta:
         csrf = False  # a GET filter changes nothing
 
+    reference = StringField(
+        "Reference contains", validators=[Optional(), Length(max=255)], filters=[_strip]
+    )
+    filename = StringField(
+        "File name contains", validators=[Optional(), Length(max=255)], filters=[_strip]
+    )
+    uploaded_by = SelectField("Uploaded by", coerce=str, validators=[Optional()])
     state = SelectField("State", choices=STATE_CHOICES, validators=[Optional()])
     environment_id = SelectField("Environment", coerce=str, validators=[Optional()])
+    uploaded_from = IsoDateField("Uploaded from", validators=[Optional()])
+    uploaded_to = IsoDateField("Uploaded to (inclusive)", validators=[Optional()])
+
+    def validate_uploaded_to(self, field):
+        start = self.uploaded_from.data
+        if field.data and start and not self.uploaded_from.errors and field.data < start:
+            raise ValidationError("The “to” date is before the “from” date.")
+
+    def filters(self) -> BatchFilters:
+        """The filters that passed; one with an error (shown beside it) is left out."""
+
+        def ok(field):
+            return field.data if field.data and not field.errors else None
+
+        env, uploader = ok(self.environment_id), ok(self.uploaded_by)
+        return BatchFilters(
+            state=ok(self.state),
+            # Only ids offered in the selects pass: never a huge or unknown id.
+            environment_id=int(env) if env else None,
+            reference=ok(self.reference),
+            filename=ok(self.filename),
+            uploaded_by=int(uploader) if uploader else None,
+            uploaded_from=ok(self.uploaded_from),
+            uploaded_to=ok(self.uploaded_to),
+        )
 
 
 class LookupForm(FlaskForm):
-    class Meta:
-        csrf = False  # a GET search changes nothing
+    """One person: POSTed, so the identifier never appears in a URL (history, proxy logs)."""
 
     environment_id = SelectField("Heap environment", coerce=str, validators=[Optional()])
     kind = RadioField(
@@ -139,4 +178,41 @@ class LookupForm(FlaskForm):
         "Identifier",
         validators=[DataRequired(message="Type the identity or user_id."), Length(max=255)],
         render_kw={"autocomplete": "off", "spellcheck": "false"},
+    )
+
+
+class BulkLookupForm(FlaskForm):
+    """Many people at once, pasted or in a file; POSTed like the single lookup."""
+
+    environment_id = SelectField("Heap environment", coerce=str, validators=[Optional()])
+    kind = RadioField("The pasted lines are", choices=PASTE_KIND_CHOICES, default="identity")
+    pasted = TextAreaField(
+        "Paste a list",
+        description=f"One identifier per line, up to {MAX_PEOPLE:,}. Identities must match "
+        "exactly, letter case included; user_ids match whatever the leading zeros.",
+        render_kw={"rows": 8, "spellcheck": "false", "autocomplete": "off"},
+    )
+    file = FileField(
+        "…or choose a CSV file",
+        description="UTF-8 CSV with a header line naming user_id and/or identity (or email), "
+        "as for an upload; other columns are ignored.",
+    )
+    submit = SubmitField("Look up")
+    download = SubmitField("Download the answer (CSV)")
+
+    def validate_pasted(self, field):
+        has_file = bool(self.file.data and getattr(self.file.data, "filename", ""))
+        if has_file and (field.data or "").strip():
+            raise ValidationError("Choose a file or paste a list, not both.")
+        if not has_file and not (field.data or "").strip():
+            raise ValidationError("Paste a list or choose a CSV file.")
+
+
+class RowFindForm(FlaskForm):
+    """The batch page's Find: POSTed, so an identifier never lands in a URL."""
+
+    q = StringField(
+        "Find an identifier or row number",
+        validators=[Optional(), Length(max=255)],
+        filters=[_strip],
     )

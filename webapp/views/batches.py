@@ -25,6 +25,7 @@ from webapp.views.batch_forms import (
     BatchFilterForm,
     CancelForm,
     RejectForm,
+    RowFindForm,
     UploadForm,
 )
 
@@ -98,18 +99,20 @@ def _int_arg(name: str) -> int:
 @bp.get("/batches")
 @role_required(Role.AUDITOR)
 def index():
-    """Every batch, newest first, filtered by state and environment."""
+    """Every batch, newest first, filtered by reference, file name, uploader, state,
+    environment and upload dates (none of them personal data, so a GET form)."""
     db = get_session()
     form = BatchFilterForm(request.args)
     envs = list_environments(db)
     form.environment_id.choices = [("", "Any environment")] + [(str(e.id), e.name) for e in envs]
+    form.uploaded_by.choices = [("", "Anyone")] + [
+        (str(user_id), email) for user_id, email in batch_queries.uploaders(db)
+    ]
     form.validate()
-    state = form.state.data if not form.state.errors else None
-    env = form.environment_id  # only one offered in the list: never a huge or unknown id
-    env_id = int(env.data) if env.data and not env.errors else None
-    page = batch_queries.list_batches(db, state=state, environment_id=env_id, page=_int_arg("page"))
+    page = batch_queries.list_batches(db, filters=form.filters(), page=_int_arg("page"))
     args = {k: v for k, v in request.args.items() if k != "page" and v}
-    return render_template("batches/index.html", form=form, page=page, args=args)
+    status = 400 if form.errors else 200
+    return render_template("batches/index.html", form=form, page=page, args=args), status
 
 
 def _upload_environments(form: UploadForm) -> list:
@@ -172,17 +175,24 @@ def upload():
     return render_template("batches/new.html", form=form, environments=envs), status
 
 
-@bp.get("/batches/<int:batch_id>")
+@bp.route("/batches/<int:batch_id>", methods=["GET", "POST"])
 @role_required(Role.AUDITOR)
 def detail(batch_id: int):
-    """The batch: preview and approval while it waits, then Heap's progress and its rows."""
+    """The batch: preview and approval while it waits, then Heap's progress and its rows.
+
+    Find is POSTed (CSRF): the identifier searched for stays out of URLs, so out of browser
+    history and proxy logs; the answer is rendered from the POST, never redirected to.
+    """
+    find = RowFindForm()
+    if request.method == "POST" and not find.validate_on_submit():
+        abort(400, " ".join(error for errors in find.errors.values() for error in errors))
     try:
         view = batch_pages.batch_page(
             get_session(),
             batch_id,
             page=_int_arg("page"),
             problems_page=_int_arg("ppage"),
-            search=request.args.get("q", "")[:255],
+            search=find.q.data if request.method == "POST" else "",
         )
     except service.BatchNotFound:
         abort(404, f"There is no batch {batch_id}.")
@@ -200,6 +210,7 @@ def detail(batch_id: int):
         may_cancel=_may_cancel(batch),
         four_eyes_refusal=refusal,
         action=ActionForm(),
+        find_form=find,
     )
 
 
