@@ -14,6 +14,7 @@ from webapp.api import (  # noqa: F401 - importing a module registers its routes
     environments_api,
     evidence_api,
     health,
+    row_fixes_api,
     subjects_api,
 )
 from webapp.api.blueprint import PREFIX, api
