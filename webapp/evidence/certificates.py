@@ -184,7 +184,7 @@ def batch_certificate(ev: BatchEvidence, *, key_id: str | None) -> bytes:
                 )
             ]
         ],
-        (1, 2, 1, 1, 1, 1),  # room for "Valid (not sent: batch cancelled)" on one line
+        (1, 3, 1, 1, 1, 1),  # room for "Valid (not sent: batch cancelled)" on one line
     )
     pdf.grid(
         ("Completed", "Awaiting Heap", ev.unsent_label, "Failed", "Identifiers purged"),
