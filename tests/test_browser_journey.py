@@ -183,6 +183,7 @@ def test_two_officers_and_an_auditor_walk_the_whole_desk(
         "link"
     ).first.click()
     assert page.get_by_test_id("sha256").inner_text() == sha256
+    page.get_by_role("link", name="Approve…").click()  # the confirmation repeats the hashes
     page.get_by_role("button", name="Approve and queue for submission").click()
     assert "approved" in walk.flash()
     walk.shot("approved")

@@ -66,9 +66,10 @@ def test_upload_preview_approve_complete(
 
     batch = page.get_by_test_id("batch")
     assert batch.get_attribute("data-state") == "awaiting_approval"
-    assert page.get_by_test_id("count-valid").inner_text() == "4"
+    assert page.get_by_test_id("count-valid").inner_text() == "5"
     assert "the same identity as row 3" in page.get_by_test_id("problems").inner_text()
-    assert "received_on is not a date" in page.get_by_test_id("problems").inner_text()
+    # A bad date no longer blocks the person (issue 15): flagged, the batch's date used.
+    assert "received_on “31/01/2025” is not a date" in page.get_by_test_id("subjects").inner_text()
     assert '"identity": "ada@example.com"' in page.get_by_test_id("preview").inner_text()
     assert page.get_by_test_id("self-approval-note").is_visible()
     assert page.get_by_role("button", name="Approve and queue for submission").count() == 0
@@ -84,6 +85,7 @@ def test_upload_preview_approve_complete(
     page.screenshot(path=artifacts_dir / "workflow-3-dashboard.png", full_page=True)
     page.goto(batch_url)
     assert page.get_by_test_id("sha256").inner_text() == sha256
+    page.get_by_role("link", name="Approve…").click()
     page.get_by_role("button", name="Approve and queue for submission").click()
     assert "approved" in page.locator(".flashes").inner_text()
     assert page.get_by_test_id("batch").get_attribute("data-refresh-seconds") == "10"
@@ -107,13 +109,13 @@ def test_upload_preview_approve_complete(
     page.reload()
     assert page.get_by_test_id("batch").get_attribute("data-state") == "complete"
     assert "Complete." in page.locator(".callout-ok").inner_text()
-    assert "4 of 4 complete" in page.get_by_test_id("progress").inner_text()
+    assert "5 of 5 complete" in page.get_by_test_id("progress").inner_text()
     assert "complete" in page.get_by_test_id("heap-requests").inner_text()
     page.screenshot(path=artifacts_dir / "workflow-5-complete.png", full_page=True)
 
     # The list shows the progress; the subject page the deletion id and the deadline.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Batches").click()
-    assert "4 of 4 complete" in page.locator("table").inner_text()
+    assert "5 of 5 complete" in page.locator("table").inner_text()
     page.screenshot(path=artifacts_dir / "workflow-6-batches.png", full_page=True)
     page.goto(batch_url)
     page.get_by_test_id("subjects").get_by_role("link", name="1", exact=True).click()

@@ -275,6 +275,7 @@ class RowClass(enum.StrEnum):
     MALFORMED = "malformed"
     DUPLICATE = "duplicate"  # the same subject earlier in the same file
     ALREADY_REQUESTED = "already_requested"  # an earlier batch of this environment holds it
+    EXCLUDED = "excluded"  # taken out in the preview by its uploader, with a reason (issue 15)
 
 
 class SubjectState(enum.StrEnum):
@@ -339,6 +340,17 @@ class Batch(SQLModel, table=True):
     completed_at: datetime | None = Field(default=None, sa_column=at_column())
     next_attempt_at: datetime | None = Field(default=None, sa_column=at_column(index=True))
     last_error: str | None = Field(default=None, sa_column=sa.Column(sa.Text()))
+
+    @property
+    def excluded_count(self) -> int:
+        """Rows taken out in the preview: every row is in exactly one classification."""
+        classified = (
+            self.valid_count
+            + self.malformed_count
+            + self.duplicate_count
+            + self.already_requested_count
+        )
+        return self.rows_total - classified
 
 
 class Subject(SQLModel, table=True):

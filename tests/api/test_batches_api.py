@@ -49,6 +49,7 @@ def test_upload_answers_201_with_counts_and_problems(app, api, api_token, env_id
         "malformed": 1,
         "duplicate": 1,
         "already_requested": 0,
+        "excluded": 0,
     }
     assert body["problems"] == [
         {"row": 2, "classification": "malformed", "reason": body["problems"][0]["reason"]},

@@ -368,14 +368,22 @@ def test_four_eyes_in_the_pages(app, client, auth, make_user, upload):
     auth.login(uploader)
     page = _page(client, f"/batches/{batch_id}")
     assert 'data-testid="self-approval-note"' in page
-    response = auth.post(f"/batches/{batch_id}/approve", form_page=f"/batches/{batch_id}")
+    manifest = re.search(r'data-testid="manifest-sha256">([0-9a-f]{64})<', page).group(1)
+    response = auth.post(
+        f"/batches/{batch_id}/approve",
+        {"manifest_sha256": manifest},
+        form_page=f"/batches/{batch_id}",
+    )
     assert "cannot approve it" in _page(client, response.location)
     auth.logout()
     auth.login(approver)
-    page = _page(client, f"/batches/{batch_id}")
+    # The batch page links to a confirmation that carries the hashes the approver saw.
+    page = _page(client, f"/batches/{batch_id}/approve")
     sha = re.search(r'name="sha256" type="hidden" value="([0-9a-f]{64})"', page).group(1)
     response = auth.post(
-        f"/batches/{batch_id}/approve", {"sha256": sha}, form_page=f"/batches/{batch_id}"
+        f"/batches/{batch_id}/approve",
+        {"sha256": sha, "manifest_sha256": manifest},
+        form_page=f"/batches/{batch_id}/approve",
     )
     page = _page(client, response.location)
     assert f"Batch {batch_id} approved" in page

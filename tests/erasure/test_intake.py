@@ -127,10 +127,6 @@ def test_identity_rules(cell, problem):
         ("7,ada@x.org,,", "both user_id and identity are filled"),
         (",,,", None),  # a blank row is skipped, not a subject
         (",,2025-01-01,T-1", "no user_id or identity"),
-        (",ada@x.org,01/02/2025,", "received_on is not a date in the form YYYY-MM-DD"),
-        (",ada@x.org,20250102,", "received_on is not a date"),
-        (",ada@x.org,2025-02-30,", "received_on is not a date"),
-        (",ada@x.org,2025-03-11,", "received_on is in the future"),
         (",ada@x.org,2025-03-10," + "r" * 256, "reference is longer than 255"),
         (",ada@x.org,,,extra", "the row has 5 values but the header names 4 columns"),
     ],
@@ -148,6 +144,47 @@ def test_row_problems_are_explained(line, problem):
     assert (row.number, row.classification) == (1, "malformed")
     assert problem in row.problem
     assert row.received_on is not None  # every row still gets a date for its deadline
+
+
+# Issue 15: one bad date used to make the person malformed, so they were not deleted at all.
+# The request is still a request: the row is valid, takes the batch's date, and says why.
+@pytest.mark.parametrize(
+    ("cell", "warning"),
+    [
+        ("31/01/2025", "received_on “31/01/2025” is not a date in the form YYYY-MM-DD"),
+        ("20250102", "received_on “20250102” is not a date in the form YYYY-MM-DD"),
+        ("2025-02-30", "received_on “2025-02-30” is not a date in the form YYYY-MM-DD"),
+        ("2025-03-11", "received_on 2025-03-11 is in the future"),
+        # Anything but digits and separators may be a person's data: never quoted.
+        ("ada@x.org", "received_on is not a date in the form YYYY-MM-DD"),
+        ("next Tuesday", "received_on is not a date in the form YYYY-MM-DD"),
+    ],
+)
+def test_a_bad_received_on_is_flagged_and_the_batch_date_used(cell, warning):
+    upload = read(f"identity,received_on,reference\nada@x.org,{cell},T-1\n")
+    (row,) = upload.rows
+    assert (row.classification, row.problem) == ("valid", None)
+    assert (row.received_on, row.reference) == (DEFAULT, "T-1")
+    assert row.warning == f"{warning}; the batch's date 2025-03-01 is used"
+    if "@" in cell or "Tuesday" in cell:
+        assert cell not in row.warning
+    assert upload.counts()["valid"] == 1
+
+
+def test_a_date_warning_and_a_case_twin_are_both_kept():
+    upload = read("identity,received_on\nada@x.org,01/02/2025\nAda@x.org,2025-01-01\n")
+    first, second = upload.rows
+    assert first.warning == (
+        "received_on “01/02/2025” is not a date in the form YYYY-MM-DD; the batch's date "
+        "2025-03-01 is used; differs only in letter case from row 2"
+    )
+    assert second.warning == "differs only in letter case from row 1"
+
+
+def test_a_malformed_row_keeps_its_date_and_reference_for_a_correction():
+    (row,) = read("identity,received_on,reference\nnull,2025-01-02,T-9\n").rows
+    assert row.classification == "malformed"
+    assert (row.received_on, row.reference) == (date(2025, 1, 2), "T-9")
 
 
 def test_received_on_defaults_to_the_batch_and_reference_is_kept():

@@ -198,7 +198,10 @@ def test_the_approver_sees_and_confirms_the_manifest(
     auth.login(b)
     shown = page(client, f"/batches/{y}")
     assert f'data-testid="manifest-sha256">{manifest_of(M)}<' in shown
-    assert re.search(rf'name="manifest_sha256" type="hidden" value="{manifest_of(M)}"', shown)
+    # The confirmation repeats it and posts the hash it showed (issue 15).
+    confirming = page(client, f"/batches/{y}/approve")
+    assert f'data-testid="confirm-manifest-sha256">{manifest_of(M)}<' in confirming
+    assert re.search(rf'name="manifest_sha256" type="hidden" value="{manifest_of(M)}"', confirming)
 
     token = api_token("officer")
     headers = {"Authorization": f"Bearer {token}"}
@@ -253,7 +256,11 @@ def test_replay_one_admin_cannot_approve_alone_with_a_second_account(
 ):
     admin, batch_id = second_account
 
-    response = auth.post(f"/batches/{batch_id}/approve", form_page=f"/batches/{batch_id}")
+    response = auth.post(
+        f"/batches/{batch_id}/approve",
+        {"manifest_sha256": batch_of(app, batch_id).manifest_sha256},
+        form_page=f"/batches/{batch_id}",
+    )
 
     shown = page(client, response.location)
     assert "Your account was created by the author of batch" in shown

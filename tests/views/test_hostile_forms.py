@@ -379,6 +379,8 @@ def test_hostile_filters_never_fail_and_are_escaped(client, login_as, upload, ma
         ("GET", f"/batches/{HUGE}/report.csv"),
         ("GET", f"/batches/{HUGE}/certificate.pdf"),
         ("POST", f"/batches/{HUGE}/approve"),
+        ("POST", f"/batches/{HUGE}/rows/1/exclude"),
+        ("POST", f"/batches/1/rows/{HUGE}/correct"),
         ("POST", f"/subjects/{HUGE}/extend"),
         ("POST", f"/corrections/{HUGE}/retry"),
     ],

@@ -18,6 +18,7 @@ from webapp.api import (  # noqa: F401 - importing a module registers its routes
     evidence_api,
     health,
     notifications_api,
+    row_fixes_api,
     subjects_api,
 )
 from webapp.api.batch_models import lookup_parameter

@@ -24,6 +24,7 @@ def counts(batch: Batch) -> dict:
         "malformed": batch.malformed_count,
         "duplicate": batch.duplicate_count,
         "already_requested": batch.already_requested_count,
+        "excluded": batch.excluded_count,
     }
 
 

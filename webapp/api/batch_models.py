@@ -27,7 +27,7 @@ from werkzeug.datastructures import FileStorage
 
 from webapp.api.common import QueryRefused, Refused, document_only
 from webapp.api.schemas import STORABLE, Id, blank_or, whole_number
-from webapp.erasure.batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH
+from webapp.erasure.batches import CHECKED_PREVIEW_ABOVE, MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH
 from webapp.heap.validation import MAX_IDENTITY_LENGTH, MAX_USER_ID
 from webapp.models import MAX_ID, BatchState
 
@@ -246,11 +246,23 @@ class ApproveBody(StrictBody):
         description="The manifest's SHA-256 as you checked it (GET /batches/{batch_id} → "
         "manifest.sha256): it must match, if given",
     )
+    checked_preview: bool | SkipJsonSchema[None] = Field(
+        None,
+        description="true: you checked the preview. Required (400 otherwise) when the batch "
+        f"sends more than {CHECKED_PREVIEW_ABOVE:,} subjects",
+    )
 
     @field_validator("sha256", "manifest_sha256", mode="before")
     @classmethod
     def _strings(cls, value: Any, info: ValidationInfo) -> Any:
         return _text(info.field_name)(value)
+
+    @field_validator("checked_preview", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, bool):
+            raise Refused("'checked_preview' must be true or false.")
+        return value
 
 
 def _reason(message: str):
@@ -418,6 +430,7 @@ class Counts(BaseModel):
     malformed: int
     duplicate: int
     already_requested: int
+    excluded: int = Field(description="Rows its uploader took out before approval")
 
 
 class Manifest(BaseModel):
@@ -533,7 +546,7 @@ class BatchDetail(BatchSummary):
 
 class Problem(BaseModel):
     row: int
-    classification: str = Field(description="malformed, duplicate or already_requested")
+    classification: str = Field(description="malformed, duplicate, already_requested or excluded")
     reason: str
 
 

@@ -141,7 +141,9 @@ def _step(batch_id: int, run):
     responses={200: BatchDetail, **STEP_ERRORS},
     description=(
         "Role: officer or admin, not the batch's uploader (four-eyes: approver ≠ uploader). "
-        "The body is optional: `sha256` and `manifest_sha256`, if given, must be the batch's. "
+        "The body is optional: `sha256` and `manifest_sha256`, if given, must be the batch's; "
+        "a batch sending more than 1,000 subjects needs `checked_preview`: true (400 "
+        "otherwise). "
         "403 (code `four_eyes`): the uploader created the approver's account or the approver "
         "the uploader's, or the approver's account is younger than "
         "DESK_APPROVER_MIN_AGE_HOURS. 409: not awaiting approval, self-approval (code "
@@ -160,6 +162,7 @@ def batches_approve(path: BatchPath, body: ApproveBody):
             batch_id=path.batch_id,
             sha256=body.sha256,
             manifest_sha256=body.manifest_sha256,
+            checked_preview=body.checked_preview,
         ),
     )
 

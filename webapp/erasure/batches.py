@@ -25,6 +25,8 @@ MAX_REFERENCE_LENGTH = 255
 # Approved batches may still be withdrawn until the submission job has picked them up.
 CANCELLABLE = (BatchState.AWAITING_APPROVAL, BatchState.APPROVED)
 RETRYABLE = (BatchState.FAILED, BatchState.WAITING_RETRY)
+# Above this many subjects to send, the approver also confirms having checked the preview.
+CHECKED_PREVIEW_ABOVE = 1000
 
 
 class BatchError(ValueError):
@@ -297,11 +299,13 @@ def approve(
     batch_id: int,
     sha256: str | None = None,
     manifest_sha256: str | None = None,
+    checked_preview: bool | None = None,
 ) -> Batch:
     """Four-eyes approval of the batch's manifest (exactly what will be sent); commits.
 
     `sha256` and `manifest_sha256`, when given, are what the approver saw: the file's hash and
-    the manifest's. Either differing from the batch's now means nothing is approved.
+    the manifest's. Either differing from the batch's now means nothing is approved. A batch
+    sending more than CHECKED_PREVIEW_ABOVE subjects also needs `checked_preview`.
     """
     user = _officer(session, actor)
     batch = get_batch(session, batch_id)
@@ -317,6 +321,12 @@ def approve(
         )
     if not batch.manifest_count or batch.manifest_sha256 is None:
         raise WrongState("This batch has no valid subject to send; reject or cancel it instead.")
+    if batch.manifest_count > CHECKED_PREVIEW_ABOVE and not checked_preview:
+        raise BatchError(
+            f"This batch sends {batch.manifest_count:,} subjects: confirm that you checked the "
+            'preview (tick “I checked the preview”; over the API, send "checked_preview": '
+            "true). Nothing changed."
+        )
     seen = batch.manifest_sha256
     _transition(
         session,

@@ -61,7 +61,10 @@ class Upload:
 
     def counts(self) -> dict[str, int]:
         """rows, valid, malformed, duplicate, already_requested."""
-        result = {"rows": len(self.rows)} | {c.value: 0 for c in RowClass}
+        # Exclusion happens later, in the preview: an upload has none.
+        result = {"rows": len(self.rows)} | {
+            c.value: 0 for c in RowClass if c is not RowClass.EXCLUDED
+        }
         for row in self.rows:
             result[row.classification] += 1
         return result

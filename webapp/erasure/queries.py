@@ -32,6 +32,7 @@ PROBLEM_CLASSES = [
     RowClass.MALFORMED.value,
     RowClass.DUPLICATE.value,
     RowClass.ALREADY_REQUESTED.value,
+    RowClass.EXCLUDED.value,
 ]
 # While these run, the batch page refreshes itself to show Heap's progress.
 ACTIVE_STATES = {

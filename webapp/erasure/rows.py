@@ -26,6 +26,9 @@ ABSENT = 1 << 30
 HMAC_BLOCK = 64  # SHA-256's block size in bytes
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 _SCIENTIFIC = re.compile(r"[0-9.]+[eE]\+?[0-9]+")
+# A received_on cell is quoted in its warning only when it can be nothing but a date written
+# another way: digits and separators. Anything else (a name, an address) may be personal data.
+_DATE_LIKE = re.compile(r"[0-9 ./:T-]{1,25}", re.ASCII)
 VALID = RowClass.VALID.value
 MALFORMED = RowClass.MALFORMED.value
 DUPLICATE = RowClass.DUPLICATE.value
@@ -45,9 +48,14 @@ class Row:
     warning: str | None = None
     received_on: date | None = None
     reference: str | None = None
+    twin: bool = False  # already flagged as looking like another row
 
     def refuse(self, classification: str, problem: str) -> None:
         self.classification, self.problem = classification, problem
+
+    def warn(self, text: str) -> None:
+        """Add a caution for the person checking the preview (kept beside any earlier one)."""
+        self.warning = f"{self.warning}; {text}" if self.warning else text
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,9 @@ class RowReader:
     Valid rows are fingerprinted as they are read; a repeat of an earlier valid row is a
     duplicate, and identities that look like an earlier one (differing only in letter case or
     Unicode composition) are flagged.
-    Dates are parsed once per distinct value (a file repeats a few dates).
+    Dates are parsed once per distinct value (a file repeats a few dates). A bad or future
+    received_on does not stop a person's erasure (issue 15): the row takes the batch's date
+    and carries a warning saying so.
     """
 
     def __init__(self, layout: Layout, default: date, today: date, fingerprint_key: str) -> None:
@@ -89,13 +99,14 @@ class RowReader:
                 f"the row has {count} values but the header names {layout.width} columns "
                 "(quote values that contain the delimiter)",
             )
-        if row.classification == VALID:
+        elif layout.width > 1:
+            # Read for malformed rows too: a correction in the preview keeps them.
             received = cells[layout.received_on].strip() if layout.received_on < count else ""
             reference = cells[layout.reference].strip() if layout.reference < count else ""
             if received or reference:
                 self._read_extras(row, received, reference)
-            if row.classification == VALID:
-                self._classify(row)
+        if row.classification == VALID:
+            self._classify(row)
         return row
 
     def _classify(self, row: Row) -> None:
@@ -108,37 +119,50 @@ class RowReader:
             other = self._folded.setdefault(_look(row.value), row)
             if other is not row:
                 # Heap's identities are exact: both are kept, but a human should look.
-                row.warning = _twin_warning(row.value, other)
-                other.warning = other.warning or _twin_warning(other.value, row)
+                row.warn(_twin_warning(row.value, other))
+                row.twin = True
+                if not other.twin:
+                    other.warn(_twin_warning(other.value, row))
+                    other.twin = True
 
     def _date(self, text: str) -> date | str:
-        """The date, or the reason it is refused (cached per distinct text)."""
+        """The date, or the warning saying the batch's date is used (cached per text)."""
         found = self._dates.get(text)
         if found is None:
-            try:
-                if not _ISO_DATE.fullmatch(text):
-                    raise ValueError(text)
-                found = date.fromisoformat(text)
-            except ValueError:
-                found = "received_on is not a date in the form YYYY-MM-DD"
-            else:
-                if found > self.today:
-                    found = "received_on is in the future"
+            found = received_on_or_warning(text, default=self.default, today=self.today)
             self._dates[text] = found
         return found
 
     def _read_extras(self, row: Row, received: str, reference: str) -> None:
-        """received_on (ISO date, not in the future; the batch's when empty) and reference."""
+        """received_on (ISO date, not in the future; the batch's when empty or unusable, with a
+        warning) and reference."""
         if received:
             found = self._date(received)
             if isinstance(found, str):
-                row.refuse(MALFORMED, found)
-                return
-            row.received_on = found
+                row.warn(found)
+            else:
+                row.received_on = found
         if len(reference) > MAX_REFERENCE_LENGTH:
-            row.refuse(MALFORMED, f"reference is longer than {MAX_REFERENCE_LENGTH} characters")
+            if row.classification == VALID:
+                row.refuse(MALFORMED, f"reference is longer than {MAX_REFERENCE_LENGTH} characters")
             return
         row.reference = reference or None
+
+
+def received_on_or_warning(text: str, *, default: date, today: date) -> date | str:
+    """A row's received_on, or the warning that the batch's date `default` is used instead."""
+    try:
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError(text)
+        found = date.fromisoformat(text)
+    except ValueError:
+        quoted = f" “{text}”" if _DATE_LIKE.fullmatch(text) else ""
+        why = f"received_on{quoted} is not a date in the form YYYY-MM-DD"
+    else:
+        if found <= today:
+            return found
+        why = f"received_on {found.isoformat()} is in the future"
+    return f"{why}; the batch's date {default.isoformat()} is used"
 
 
 def _look(identity: str) -> str:
@@ -159,6 +183,14 @@ def _twin_warning(identity: str, other: Row) -> str:
             "characters (equal after NFC normalisation)"
         )
     return f"differs only in letter case and Unicode composition from row {other.number}"
+
+
+def read_identifier(number: int, kind: str, text: str) -> Row:
+    """One identifier checked by the upload's rules (a correction in the preview)."""
+    row = Row(number)
+    text = text.strip()
+    _read_identifier(row, text if kind == "user_id" else "", text if kind != "user_id" else "")
+    return row
 
 
 def _read_identifier(row: Row, user_id: str, identity: str) -> None:

@@ -170,9 +170,21 @@ def batch_certificate(ev: BatchEvidence, *, key_id: str | None) -> bytes:
     )
     pdf.heading("Subjects")
     pdf.grid(
-        ("Rows read", ev.valid_label, "Malformed", "Duplicate", "Already requested"),
-        [[f"{c[k]:,}" for k in ("rows", "valid", "malformed", "duplicate", "already_requested")]],
-        (1, 2, 1, 1, 1),  # room for "Valid (not sent: batch cancelled)" on one line
+        ("Rows read", ev.valid_label, "Malformed", "Duplicate", "Already requested", "Excluded"),
+        [
+            [
+                f"{c[k]:,}"
+                for k in (
+                    "rows",
+                    "valid",
+                    "malformed",
+                    "duplicate",
+                    "already_requested",
+                    "excluded",
+                )
+            ]
+        ],
+        (1, 3, 1, 1, 1, 1),  # room for "Valid (not sent: batch cancelled)" on one line
     )
     pdf.grid(
         ("Completed", "Awaiting Heap", ev.unsent_label, "Failed", "Identifiers purged"),

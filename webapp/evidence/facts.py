@@ -230,6 +230,7 @@ def _counts(session: Session, batch: Batch) -> dict[str, int]:
         "malformed": batch.malformed_count,
         "duplicate": batch.duplicate_count,
         "already_requested": batch.already_requested_count,
+        "excluded": batch.excluded_count,
         **{state.value: states.get(state.value, 0) for state in SubjectState},
         "identifiers_purged": purged,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
+    BooleanField,
     HiddenField,
     RadioField,
     SelectField,
@@ -18,6 +19,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional, Va
 from webapp.erasure.batches import MAX_REASON_LENGTH, MAX_REFERENCE_LENGTH, state_label
 from webapp.erasure.bulk_lookup import MAX_PEOPLE
 from webapp.erasure.queries import BatchFilters
+from webapp.erasure.row_fixes import MAX_EXCLUSION_REASON
 from webapp.forms import IsoDateField
 from webapp.models import BatchState
 
@@ -25,6 +27,8 @@ PASTE_KIND_CHOICES = [
     SelectChoice("identity", "Identities (e-mail addresses or other Heap identities)"),
     SelectChoice("user_id", "user_ids (Heap's numeric user ids)"),
 ]
+# Longer than any identifier Heap takes, so the service names the real rule.
+MAX_CORRECTION_LENGTH = 1000
 STATE_CHOICES = [SelectChoice("", "Any state")] + [
     SelectChoice(s.value, state_label(s.value).capitalize()) for s in BatchState
 ]
@@ -66,12 +70,57 @@ class UploadForm(FlaskForm):
 
 
 class ApproveForm(FlaskForm):
-    """Approval carries the file's and the manifest's SHA-256 the approver saw, so what was
-    checked is what is approved."""
+    """Approval carries the file's and the manifest's SHA-256 the approver saw (on the
+    confirmation page), so what was checked is what is approved."""
 
     sha256 = HiddenField()
-    manifest_sha256 = HiddenField()
+    manifest_sha256 = HiddenField(
+        validators=[
+            DataRequired(
+                message="Approve from the confirmation page, which shows the manifest SHA-256 "
+                "you approve. Nothing changed."
+            )
+        ]
+    )
+    # Required by the service above CHECKED_PREVIEW_ABOVE subjects; shown only then.
+    checked_preview = BooleanField("I checked the preview", render_kw={"required": True})
     submit = SubmitField("Approve and queue for submission")
+
+
+class ExcludeRowForm(FlaskForm):
+    """One row taken out of the batch before approval (per-row fields written in the page)."""
+
+    reason = StringField(
+        "Reason for excluding",
+        validators=[
+            DataRequired(message="Give the reason for excluding the row; nothing changed."),
+            Length(
+                max=MAX_EXCLUSION_REASON,
+                message=f"The reason may be at most {MAX_EXCLUSION_REASON} characters; "
+                "nothing changed.",
+            ),
+        ],
+    )
+
+
+class CorrectRowForm(FlaskForm):
+    """A malformed row's identifier, corrected before approval."""
+
+    kind = RadioField(
+        "The corrected value is",
+        choices=[SelectChoice("identity", "an identity"), SelectChoice("user_id", "a user_id")],
+        validators=[InputRequired(message="Choose user_id or identity; nothing changed.")],
+    )
+    value = StringField(
+        "Corrected value",
+        validators=[
+            DataRequired(message="Type the corrected value; nothing changed."),
+            Length(
+                max=MAX_CORRECTION_LENGTH,
+                message="That is longer than any identifier Heap takes; nothing changed.",
+            ),
+        ],
+    )
 
 
 class RejectForm(FlaskForm):

@@ -39,6 +39,7 @@ BADGES = {
     "waiting_retry": "badge-warn",
     "duplicate": "badge-warn",
     "already_requested": "badge-warn",
+    "excluded": "badge-warn",
     "overdue": "badge-bad",
     "due_soon": "badge-warn",
     "on_track": "badge-ok",
@@ -204,7 +205,6 @@ def detail(batch_id: int):
         "batches/detail.html",
         view=view,
         batch=batch,
-        approve_form=ApproveForm(sha256=batch.file_sha256, manifest_sha256=batch.manifest_sha256),
         reject_form=RejectForm(),
         cancel_form=CancelForm(),
         may_cancel=_may_cancel(batch),
@@ -269,6 +269,7 @@ def approve(batch_id: int):
             batch_id=batch_id,
             sha256=form.sha256.data or None,
             manifest_sha256=form.manifest_sha256.data or None,
+            checked_preview=form.checked_preview.data,
         ),
         f"Batch {batch_id} approved. It is queued: the desk sends it to Heap in the background.",
     )
