@@ -104,3 +104,19 @@ def test_make_demo_takes_its_ports_and_can_be_reset():
         ["make", "-n", "demo-reset"], cwd=root, capture_output=True, text=True, check=True
     ).stdout
     assert "instance/demo.db" in reset and "demo-subjects.csv" in reset
+
+
+def test_the_demo_list_erases_its_people_from_the_sandbox(app, sandbox, make_user):
+    """`make demo` starts the sandbox with the sample list's people, so the batch of that list
+    reports them erased (the sandbox page said "users erased 0" when they never existed)."""
+    from evidence_fixtures import finish_batch
+    from workflow_factories import make_environment
+
+    from webapp.sandbox.cli import read_people
+
+    sandbox.state.add_people(sandbox.app_id, read_people(demo.sample_csv()))
+    env_id = make_environment(app, sandbox)
+    finish_batch(app, env_id, make_user, demo.sample_csv().encode(), reference="DEMO")
+    erased = [record.users_erased for record in sandbox.state.deletions.values()]
+    # Four rows are sent: 7364029184, ada@example.com, Ada@Example.com and bob@example.org.
+    assert sum(erased) == 4
