@@ -367,6 +367,10 @@ def test_keyboard_only_officer_a_uploads_and_officer_b_approves(
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(re.escape(batch_path) + "$"))
     assert page.get_by_test_id("sha256").inner_text() == sha256
+    # The batch page links the confirmation, which repeats the counts and the manifest.
+    keys.control("Approve…")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(re.escape(batch_path) + "/approve$"))
     keys.control("Approve and queue for submission")
     page.screenshot(path=artifacts_dir / "keyboard-2-approve.png", full_page=True)
     page.keyboard.press("Enter")

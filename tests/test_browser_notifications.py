@@ -105,6 +105,7 @@ def test_the_approver_is_told_without_the_dashboard_and_the_uploader_of_completi
     _wait_for_label(b, "Notifications, 0 unread")
     b.get_by_role("link", name="Open batch").first.click()
     assert b.url.endswith(batch_path)
+    b.get_by_role("link", name="Approve…").click()  # the confirmation repeats counts and hash
     b.get_by_role("button", name="Approve and queue for submission").click()
     assert "approved" in b.locator(".flashes").inner_text()
 

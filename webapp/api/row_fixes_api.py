@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from flask_login import current_user
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from webapp.accounts.access import role_required
-from webapp.api.batch_models import FILLED, BatchDetail, Refused
+from webapp.api import heap_fields
+from webapp.api.batch_models import FILLED, BatchDetail, Refused, StrictBody
 from webapp.api.batches_api import STEP_ERRORS, _step
 from webapp.api.blueprint import api
 from webapp.api.common import checked
@@ -29,7 +30,7 @@ class RowPath(BaseModel):
     row_number: Id = Field(description="The row's number (1 is the first line after the header)")
 
 
-class ExcludeRowBody(BaseModel):
+class ExcludeRowBody(StrictBody):
     reason: str = Field(
         json_schema_extra={
             "minLength": 1,
@@ -47,7 +48,22 @@ class ExcludeRowBody(BaseModel):
         return value
 
 
-class CorrectRowBody(BaseModel):
+def _value_by_kind(schema: dict[str, Any]) -> None:
+    """State the upload's rule for each kind of value (a user_id's digits, an identity's
+    characters and placeholders), so a schema-valid correction is one the desk accepts."""
+    [user_id_text] = [
+        choice for choice in heap_fields.USER_ID["anyOf"] if choice["type"] == "string"
+    ]
+    schema["additionalProperties"] = False  # StrictBody's rule, kept with this model's own
+    schema["oneOf"] = [
+        {"properties": {"kind": {"const": "user_id"}, "value": user_id_text}},
+        {"properties": {"kind": {"const": "identity"}, "value": heap_fields.UNIQUE_IDENTITY}},
+    ]
+
+
+class CorrectRowBody(StrictBody):
+    model_config = ConfigDict(json_schema_extra=_value_by_kind)
+
     kind: Literal["user_id", "identity"] = Field(description="What the corrected value is")
     value: str = Field(
         json_schema_extra={"minLength": 1, "maxLength": 1000, "pattern": STORABLE},
