@@ -8,6 +8,7 @@ desk's plain message and the code these endpoints always used.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -384,6 +385,17 @@ class LookupQuery(BaseModel):
         ]
         | SkipJsonSchema[None]
     ) = Field(None, description="The Heap user_id (0 to 2^53-1)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_parameters(cls, values: Any) -> Any:
+        # A stray `user_id[x]=…` must not pass for a lookup by identity alone: a lookup names
+        # its person exactly, so any parameter the document does not state is refused.
+        if isinstance(values, Mapping):
+            unknown = sorted(str(key) for key in values if key not in cls.model_fields)
+            if unknown:
+                raise QueryRefused(f"Unknown parameter(s): {', '.join(unknown)}.")
+        return values
 
     @field_validator("environment_id", mode="before")
     @classmethod
