@@ -65,5 +65,6 @@ def subject_fingerprint(kind: str, value: str | int, *, key: str | None = None) 
     """
     if kind not in SUBJECT_KINDS:
         raise ValueError(f"unknown subject kind {kind!r}")
-    text = str(int(value)) if kind == "user_id" else str(value)
+    # str.strip() removes every Unicode space Heap's rule strips; int() alone does not (U+001C).
+    text = str(int(str(value).strip())) if kind == "user_id" else str(value)
     return fingerprint(kind, text, key=key)

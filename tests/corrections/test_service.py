@@ -11,7 +11,7 @@ from corrections_helpers import audit_details, deleted_subject, make_env, sandbo
 from sqlmodel import select
 
 from webapp.corrections import service as corrections
-from webapp.corrections.guard import GuardRefused
+from webapp.corrections.guard import GuardRefused, fingerprint_of
 from webapp.corrections.pacing import Pacer
 from webapp.corrections.plans import CorrectionInputError, plan
 from webapp.crypto import subject_fingerprint
@@ -466,3 +466,13 @@ def test_history_filters_by_operation_actor_and_pages(app, heap_env):
         assert len(older) == 1
         assert corrections.list_corrections(session, actor="someone@else.org") == []
         assert len(corrections.list_corrections(session, actor=OFFICER.upper())) == 4
+
+
+def test_a_user_id_padded_with_any_unicode_space_is_fingerprinted_not_a_500(app, heap_env):
+    """schemathesis: Heap's rule strips every Unicode space around a user_id's digits, but
+    int() leaves some (U+001C, U+0085), so the guard's fingerprint raised a 500."""
+    padded = "\xa0\u2003 0042\n\u3000\r\x1c \x0b\x85"
+    seen = preview(app, heap_env, "events", {"event": "Refund", "user_id": padded})
+    assert seen.plan.items == 1
+    with app.app_context():
+        assert fingerprint_of(seen.plan.named[0]) == subject_fingerprint("user_id", "42")
