@@ -240,3 +240,18 @@ def test_api_tokens_are_not_affected(tfa_app, api_token):
         "/api/v1/environments", headers={"Authorization": f"Bearer {token}"}
     )
     assert response.status_code == 200
+
+
+def test_the_recovery_codes_page_after_enrolment_can_sign_out(tfa_app, client, make_user):
+    """The page that shows the codes is rendered in the request that opens the new session:
+    its forms (the header's Sign out) must carry that session's CSRF token, not the old one."""
+    email = make_user("officer")
+    auth = AuthActions(client)
+    auth.login(email)
+    auth.post("/login/setup/start", form_page="/login/setup")
+    page = auth.post("/login/setup", {"code": _code(_secret(tfa_app, email))})
+    html = page.get_data(as_text=True)
+    token = re.search(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', html).group(1)
+    response = client.post("/logout", data={"csrf_token": token})
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    assert client.get("/dashboard").location.startswith("/login")

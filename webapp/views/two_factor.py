@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import segno
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
 from webapp.accounts import enrolment as two_factor_enrolment
@@ -59,6 +59,10 @@ def _pending(stage: str) -> dict | None:
 
 def _signed_in(signed_in, marker: dict) -> str:
     session.clear()
+    # Flask-WTF caches this request's CSRF token in `g`; it belonged to the cleared session.
+    # The page rendered next (the recovery codes) must carry the new session's, or its forms
+    # (the header's Sign out) would be refused.
+    g.pop("csrf_token", None)
     login_user(Principal.of(signed_in.user, session_token=signed_in.session_token))
     return marker.get("next") or url_for("home.dashboard")
 
