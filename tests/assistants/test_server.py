@@ -111,6 +111,7 @@ def test_a_drafted_batch_awaits_a_second_persons_approval(app, mcp_url, api_toke
         "malformed": 1,
         "duplicate": 0,
         "already_requested": 0,
+        "excluded": 0,
     }
     [problem] = body["problems"]
     assert problem["item"] == "user_ids[1]" and problem["classification"] == "malformed"

@@ -29,13 +29,15 @@ def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _counts(batch: Batch) -> dict[str, int]:
+def batch_counts(batch: Batch) -> dict[str, int]:
+    """A batch's counts as the REST API gives them (excluded rows included)."""
     return {
         "rows": batch.rows_total,
         "valid": batch.valid_count,
         "malformed": batch.malformed_count,
         "duplicate": batch.duplicate_count,
         "already_requested": batch.already_requested_count,
+        "excluded": batch.excluded_count,
     }
 
 
@@ -48,7 +50,7 @@ def batch_summary(batch: Batch, environment: str | None, complete: int) -> dict[
         "state": batch.state,
         "source": batch.source,
         "reference": batch.reference,
-        "counts": _counts(batch),
+        "counts": batch_counts(batch),
         "progress": {"complete": complete, "total": batch.valid_count},
         "received_on": _iso(batch.received_on),
         "created_at": _iso(batch.created_at),

@@ -12,7 +12,7 @@ from typing import Any
 from webapp import tool_policy
 from webapp.accounts.access import Principal
 from webapp.assistants.arguments import CorrectionArguments, DraftArguments, PreviewArguments
-from webapp.assistants.reading import ToolRefused
+from webapp.assistants.reading import ToolRefused, batch_counts
 from webapp.corrections import service as corrections
 from webapp.corrections.plans import CorrectionInputError
 from webapp.db import session_scope
@@ -65,13 +65,7 @@ def draft_deletion_batch(caller: Principal, args: DraftArguments) -> dict[str, A
             "state": batch.state,
             "environment_id": batch.environment_id,
             "uploaded_by": caller.email,
-            "counts": {
-                "rows": batch.rows_total,
-                "valid": batch.valid_count,
-                "malformed": batch.malformed_count,
-                "duplicate": batch.duplicate_count,
-                "already_requested": batch.already_requested_count,
-            },
+            "counts": batch_counts(batch),
             "manifest": {"count": batch.manifest_count, "sha256": batch.manifest_sha256},
             # Reasons never quote the value (erasure/rows.py); the item says which one it was.
             "problems": [
