@@ -278,6 +278,15 @@ def live_server(app):
         server.shutdown()
 
 
+def sign_in_page(page, server: str, email: str) -> None:
+    """Sign a browser page in with the password (two-factor off) and land on the dashboard."""
+    page.goto(server + "/login")
+    page.get_by_label("E-mail address").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    assert page.url.endswith("/dashboard")
+
+
 @pytest.fixture
 def browser():
     """Debian's chromium through Playwright, for tests that open several contexts."""

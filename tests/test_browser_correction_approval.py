@@ -4,7 +4,7 @@ limit; nothing reaches Heap; officer B finds it on the dashboard and approves it
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD
+from conftest import sign_in_page
 from corrections_helpers import *  # noqa: F401,F403
 from corrections_helpers import sandbox_data
 
@@ -13,14 +13,6 @@ from webapp.db import session_scope
 from webapp.models import Environment
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page, server: str, email: str) -> None:
-    page.goto(server + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith("/dashboard")
 
 
 def _sign_out(page) -> None:
@@ -42,7 +34,7 @@ def test_officer_b_approves_officer_as_bulk_correction_in_the_browser(
     approver = make_user("officer", email="ben.approver@example.org")
 
     # Officer A: a bulk paste of three rows, over the limit of two.
-    _sign_in(page, live_server, author)
+    sign_in_page(page, live_server, author)
     page.get_by_role("link", name="Corrections").click()
     page.get_by_role("link", name="Bulk from a file").first.click()
     page.get_by_label("Heap environment").select_option(label="Sandbox")
@@ -63,7 +55,7 @@ def test_officer_b_approves_officer_as_bulk_correction_in_the_browser(
     _sign_out(page)
 
     # Officer B: the dashboard lists it; the page shows the calls; approve sends them.
-    _sign_in(page, live_server, approver)
+    sign_in_page(page, live_server, approver)
     listed = page.get_by_test_id("awaiting-corrections")
     assert author in listed.inner_text()
     shot("3-dashboard")

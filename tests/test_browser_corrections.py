@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD
+from conftest import sign_in_page
 from corrections_helpers import *  # noqa: F401,F403
 from corrections_helpers import deleted_subject, sandbox_data
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page, server: str, email: str) -> None:
-    page.goto(server + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith("/dashboard")
 
 
 def test_identify_and_property_fix_in_the_browser(
@@ -26,7 +18,7 @@ def test_identify_and_property_fix_in_the_browser(
         path=artifacts_dir / f"corrections-{name}.png", full_page=True
     )
     officer = make_user("officer", email="olga.officer@example.org")
-    _sign_in(page, live_server, officer)
+    sign_in_page(page, live_server, officer)
     page.get_by_role("link", name="Corrections").click()
     assert page.get_by_role("heading", name="No correction yet").is_visible()
     shot("1-index-empty")
@@ -128,7 +120,7 @@ def test_rows_typed_values_and_local_times_in_the_browser(
     app, live_server, berlin_page, artifacts_dir, sandbox, heap_env, make_user
 ):
     page = berlin_page
-    _sign_in(page, live_server, make_user("officer"))
+    sign_in_page(page, live_server, make_user("officer"))
     page.goto(f"{live_server}/corrections/track")
     page.wait_for_load_state("networkidle")
     # The only environment is chosen already; "Add 5 more rows" is the no-script fallback.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from batch_fixtures import *  # noqa: F401,F403
-from conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD
+from conftest import CHROMIUM, CHROMIUM_ARGS, sign_in_page
 
 from webapp.models import utcnow
 
@@ -42,14 +42,6 @@ def _page(browser, width: int, height: int):
     return page
 
 
-def _sign_in(page, server: str, email: str) -> None:
-    page.goto(server + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith("/dashboard")
-
-
 def _wait_for_label(page, label: str) -> None:
     page.locator(f'[data-testid="notifications-link"][aria-label="{label}"]').wait_for(
         timeout=10_000
@@ -72,13 +64,13 @@ def test_the_approver_is_told_without_the_dashboard_and_the_uploader_of_completi
     b = _page(browser, 390, 844)
 
     # B is signed in and reading something else: the lookup page.
-    _sign_in(b, live_server, approver)
+    sign_in_page(b, live_server, approver)
     b.goto(live_server + "/subjects/lookup")
     _wait_for_label(b, "Notifications, 0 unread")
     assert b.get_by_test_id("unread-count").is_hidden()
 
     # A uploads a list.
-    _sign_in(a, live_server, uploader)
+    sign_in_page(a, live_server, uploader)
     a.goto(live_server + "/batches/new")
     a.get_by_label("Heap environment").select_option(label="Main Production")
     a.get_by_label("CSV file").set_input_files(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from batch_fixtures import *  # noqa: F401,F403
-from conftest import PASSWORD
+from conftest import sign_in_page
 
 pytestmark = pytest.mark.browser
 
@@ -18,14 +18,6 @@ CSV = (
 )
 
 
-def _sign_in(page, server: str, email: str) -> None:
-    page.goto(server + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith("/dashboard")
-
-
 def test_fix_rows_in_the_preview_then_confirm_and_approve(
     app, live_server, browser_page, artifacts_dir, make_user, make_env
 ):
@@ -35,7 +27,7 @@ def test_fix_rows_in_the_preview_then_confirm_and_approve(
     make_env("Main Production")
 
     # Officer A uploads: a bad date is only flagged; row 3 is malformed.
-    _sign_in(page, live_server, uploader)
+    sign_in_page(page, live_server, uploader)
     page.goto(live_server + "/batches/new")
     page.get_by_label("Heap environment").select_option(label="Main Production")
     page.get_by_label("CSV file").set_input_files(
@@ -73,7 +65,7 @@ def test_fix_rows_in_the_preview_then_confirm_and_approve(
     page.get_by_role("button", name="Sign out").click()
 
     # Officer B opens the confirmation: counts and the same manifest SHA-256, then approves.
-    _sign_in(page, live_server, approver)
+    sign_in_page(page, live_server, approver)
     page.goto(batch_url)
     assert page.get_by_test_id("exclude-1").count() == 0  # only the uploader fixes rows
     page.get_by_role("link", name="Approve…").click()

@@ -9,19 +9,11 @@ from pathlib import Path
 
 import pytest
 from batch_fixtures import *  # noqa: F401,F403
-from conftest import PASSWORD
+from conftest import sign_in_page
 
 pytestmark = pytest.mark.browser
 
 SECRETS = ("ada@example.com", "bob@example.org", "nobody@example.net")
-
-
-def _sign_in(page, server: str, email: str) -> None:
-    page.goto(server + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith("/dashboard")
 
 
 def _no_identifier_in_urls(page) -> None:
@@ -45,7 +37,7 @@ def test_bulk_lookup_keeps_identifiers_out_of_urls(
     seen = []
     page.on("request", lambda request: seen.append(request.url))
 
-    _sign_in(page, live_server, make_user("auditor", email="ida.auditor@example.org"))
+    sign_in_page(page, live_server, make_user("auditor", email="ida.auditor@example.org"))
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Lookup").click()
     page.get_by_role("link", name="Look up a list").click()
     page.get_by_label("Paste a list").fill(

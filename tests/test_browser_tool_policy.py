@@ -7,21 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD
+from conftest import sign_in_page
 from corrections_helpers import *  # noqa: F401,F403
 
 from webapp import tool_policy
 
 pytestmark = pytest.mark.browser
 SHOTS_DIR = Path(os.environ.get("DESK_POLICY_SHOTS", "/tmp/shots14a"))
-
-
-def _sign_in(page, server: str, email: str) -> None:
-    page.goto(server + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith("/dashboard")
 
 
 def _sign_out(page) -> None:
@@ -37,7 +29,7 @@ def test_admin_switches_track_off_and_rewrites_identify_officer_sees_it(
     officer = make_user("officer", email="olga.officer@example.org")
 
     # The admin finds the policy from the environment's row and switches tracking off.
-    _sign_in(page, live_server, admin)
+    sign_in_page(page, live_server, admin)
     page.get_by_role("link", name="Environments").click()
     page.get_by_role("link", name="Tool policy of Sandbox").click()
     assert page.get_by_role("heading", name="Tool policy · Sandbox").is_visible()
@@ -62,7 +54,7 @@ def test_admin_switches_track_off_and_rewrites_identify_officer_sees_it(
     _sign_out(page)
 
     # The officer no longer sees the track form; the identify form is there.
-    _sign_in(page, live_server, officer)
+    sign_in_page(page, live_server, officer)
     page.get_by_role("link", name="Corrections").click()
     assert page.get_by_role("link", name="Identify user").is_visible()
     assert page.get_by_role("link", name="Track event").count() == 0
@@ -72,7 +64,7 @@ def test_admin_switches_track_off_and_rewrites_identify_officer_sees_it(
     _sign_out(page)
 
     # The admin rewrites the identify description ...
-    _sign_in(page, live_server, admin)
+    sign_in_page(page, live_server, admin)
     page.goto(f"{live_server}/environments/{heap_env}/policy")
     text = page.get_by_role("textbox", name="Identify", exact=True)
     text.fill("Only with a ticket from the data team.")
@@ -81,7 +73,7 @@ def test_admin_switches_track_off_and_rewrites_identify_officer_sees_it(
     _sign_out(page)
 
     # ... and the officer reads it on the identify form.
-    _sign_in(page, live_server, officer)
+    sign_in_page(page, live_server, officer)
     page.get_by_role("link", name="Corrections").click()
     page.get_by_role("link", name="Identify user").click()
     note = page.get_by_test_id("operation-description")

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 from batch_fixtures import *  # noqa: F401,F403
-from conftest import PASSWORD
+from conftest import sign_in_page
 
 from webapp.models import utcnow
 
@@ -23,14 +23,6 @@ CSV = (
 )
 
 
-def _sign_in(page, server: str, email: str) -> None:
-    page.goto(server + "/login")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    assert page.url.endswith("/dashboard")
-
-
 def test_upload_preview_approve_complete(
     app, live_server, browser_page, artifacts_dir, sandbox, make_user, make_env
 ):
@@ -45,7 +37,7 @@ def test_upload_preview_approve_complete(
     )
 
     # Officer A uploads a file and sees the preview: counts, problems, SHA-256, Heap body.
-    _sign_in(page, live_server, uploader)
+    sign_in_page(page, live_server, uploader)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Batches").click()
     page.get_by_role("link", name="Upload a list").first.click()
     page.get_by_label("Heap environment").select_option(label="Main Production")
@@ -80,7 +72,7 @@ def test_upload_preview_approve_complete(
     page.get_by_role("button", name="Sign out").click()
 
     # Officer B finds it on the dashboard, checks the same SHA-256, and approves.
-    _sign_in(page, live_server, approver)
+    sign_in_page(page, live_server, approver)
     assert page.get_by_test_id("awaiting-count").inner_text() == "1"
     page.screenshot(path=artifacts_dir / "workflow-3-dashboard.png", full_page=True)
     page.goto(batch_url)
